@@ -1,0 +1,102 @@
+"""Dataset file checks: presence, size, checksum, safe unpickling, and a data fingerprint.
+
+Every failure raises `DatasetError` naming the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class DatasetError(RuntimeError):
+    """A dataset file is missing, damaged, or not the expected one."""
+
+
+def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files(
+    root: Path, expected: dict[str, str], accept_nonoriginal: bool, dataset: str, hint: str
+) -> dict[str, str]:
+    """Verify every `name -> md5` under `root`; returns the md5 actually found for each file.
+
+    A mismatch is an error unless `accept_nonoriginal`, in which case it is a warning and the
+    caller records the fingerprint so results stay attributable to the exact copy used.
+    """
+    found: dict[str, str] = {}
+    for name, want in expected.items():
+        path = root / name
+        if not path.is_file():
+            raise DatasetError(f"{dataset}: missing file {path}. {hint}")
+        found[name] = md5sum(path)
+        if found[name] != want:
+            msg = (
+                f"{dataset}: checksum mismatch for {path} (md5 {found[name]}, expected {want}). "
+                "The file is damaged or is not the original release."
+            )
+            if not accept_nonoriginal:
+                raise DatasetError(
+                    msg + f" Delete it and re-download, or pass accept_nonoriginal=True "
+                    "to use a re-encoded copy on purpose (its fingerprint is then recorded)."
+                )
+            warnings.warn(msg + " Using it because accept_nonoriginal=True.", stacklevel=3)
+    return found
+
+
+def fingerprint(found: dict[str, str]) -> str:
+    """Short, order-independent id of the exact files a run read."""
+    joined = "\n".join(f"{k}:{v}" for k, v in sorted(found.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles; only let them rebuild numpy arrays and builtins, never run code."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("builtins", "list"),
+        ("builtins", "dict"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset pickle")
+
+
+def load_pickle(path: Path, dataset: str) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            return _NumpyOnlyUnpickler(fh, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise DatasetError(
+            f"{dataset}: cannot read {path} ({type(err).__name__}: {err}). The file is truncated or "
+            "corrupt: delete it and re-download (or rebuild it)."
+        ) from err
+
+
+def tensor_from_buffer(buf: bytes, offset: int, shape: tuple[int, ...], path: Path, dataset: str) -> torch.Tensor:
+    """uint8 tensor of `shape` read from `buf[offset:]`, with a clear error if the file is short."""
+    count = math.prod(shape)
+    if len(buf) < offset + count:
+        raise DatasetError(
+            f"{dataset}: {path} is truncated ({len(buf)} bytes, expected {offset + count}). "
+            "Delete it and re-download."
+        )
+    return torch.frombuffer(bytearray(buf[offset : offset + count]), dtype=torch.uint8).view(shape)

@@ -1,0 +1,123 @@
+"""Image/vector classification with cross-entropy; the CIFAR-10 tricks plug in here."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lightning_modules import optim
+
+# (x, logits, targets) -> scalar. targets are class ids, or soft targets (N, C) under mixup.
+LossTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class Classifier(LightningModule):
+    """Cross-entropy classifier. Logs `train/loss`, `train/acc`, `val/...`, `test/...`.
+
+    Extension hook for callbacks (e.g. distillation): `register_loss_term(name, fn, base_weight)`.
+    The training loss is `prod(base_weights) * CE + sum(fn(x, logits, targets))`; each term is
+    logged as `train/<name>`. Terms live in a plain dict, so nothing they hold (a teacher net)
+    is ever saved in this module's checkpoint.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int = 10,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+        no_decay_1d: bool = False,
+        label_smoothing: float = 0.0,
+        batch_mix: BatchMix | None = None,
+        tta_flip: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "lr_scheduler", "batch_mix"])
+        self.net = net
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.batch_mix = batch_mix
+        self.loss_terms: dict[str, tuple[LossTerm, float]] = {}
+        self.metrics = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in ("train_", "val_", "test_")})
+        self._fwd: Callable[[torch.Tensor], torch.Tensor] = net
+
+    # --- extension hook ------------------------------------------------------------------------
+    def register_loss_term(self, name: str, fn: LossTerm, base_weight: float = 1.0) -> None:
+        self.loss_terms[name] = (fn, base_weight)
+
+    def unregister_loss_term(self, name: str) -> None:
+        self.loss_terms.pop(name, None)
+
+    # --- setup ---------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        n = getattr(dm, "num_classes", self.hparams.num_classes)
+        if dm is not None and n != self.hparams.num_classes:
+            what = "regression targets (num_classes=None)" if n is None else f"{n} classes"
+            raise ValueError(
+                f"Classifier(num_classes={self.hparams.num_classes}) cannot train on {type(dm).__name__}, which "
+                f"has {what}. Use a classification DataModule, or the Regressor for regression data."
+            )
+
+    def configure_model(self) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            self._fwd = torch.compile(self.net)  # kept out of the module tree: state_dict keys stay "net.*"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._fwd(x)
+
+    # --- steps ---------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        targets = y
+        if self.batch_mix is not None:
+            x, targets = self.batch_mix(x, y)
+        logits = self(x)
+        base = 1.0
+        extra = []
+        for name, (fn, weight) in self.loss_terms.items():
+            term = fn(x, logits, targets)
+            self.log(f"train/{name}", term, on_step=True, on_epoch=False)
+            extra.append(term)
+            base *= weight
+        ce = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        loss = base * ce + sum(extra)
+        self.metrics["train_"](logits, y if targets.dim() == 1 else targets.argmax(1))
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.metrics["train_"], on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch
+        logits = self(x)
+        if self.hparams.tta_flip and x.dim() == 4:
+            logits = (logits + self(x.flip(-1))) / 2  # average over the image and its mirror
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True, prog_bar=stage == "val")
+        self.metrics[f"{stage}_"](logits, y)
+        self.log(f"{stage}/acc", self.metrics[f"{stage}_"], prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self(batch[0]).argmax(1)
+
+    def configure_optimizers(self):
+        return optim.configure(self, self.net, self.optimizer, self.lr_scheduler,
+                               self.hparams.scheduler_interval, self.hparams.no_decay_1d)  # fmt: skip

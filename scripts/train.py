@@ -1,0 +1,106 @@
+"""Training entry point: `python -m scripts.train fit --config configs/cifar10_resnet18.yaml`.
+
+LightningCLI with three additions: every run gets a run directory (resolved config,
+checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the final weights
+(`--test_after_fit false` to skip), and W&B falls back to offline mode when no API key is set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from callbacks.run_record import RunRecord
+
+STARTED_AT = time.perf_counter()
+
+
+def wandb_mode() -> str:
+    """WANDB_MODE if set; else online only when credentials exist (no key -> offline, never a login prompt)."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    netrc = Path.home() / ".netrc"
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
+    return "online" if has_key else "offline"
+
+
+class RunDirConfig(SaveConfigCallback):
+    """Save the resolved config as `<run_dir>/config.yaml` (not inside a logger's version folder)."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / self.config_filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
+        self.already_saved = True
+
+
+class TrickbenchCLI(LightningCLI):
+    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
+        super().__init__(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=RunDirConfig,
+            auto_configure_optimizers=False,  # modules own configure_optimizers (param groups, schedules)
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_dir", type=str | None, default=None, help="Run directory (default runs/<time>)")
+        parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the final weights after fit")
+        parser.add_argument("--wandb.project", type=str, default="trickbench")
+        parser.add_argument("--wandb.group", type=str | None, default=None, help="W&B group (ablation name)")
+        parser.add_argument("--wandb.tags", type=list[str], default=[], help="W&B tags (ablation arm)")
+        parser.add_argument("--wandb.name", type=str | None, default=None)
+
+    def _cfg(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
+        cfg = self._cfg()
+        run_dir = Path(cfg.run_dir or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
+        cfg.run_dir = str(run_dir)
+        config["default_root_dir"] = str(run_dir)
+        if config.get("logger") in (None, True):
+            wb = cfg.wandb
+            config["logger"] = [
+                CSVLogger(str(run_dir), name="csv", version=""),
+                WandbLogger(project=wb.project, group=wb.group, tags=list(wb.tags) or None, name=wb.name or run_dir.name,
+                            save_dir=str(run_dir), mode=wandb_mode()),  # fmt: skip
+            ]
+        own = list(config.get("callbacks") or [])
+        if not any(isinstance(c, ModelCheckpoint) for c in own):
+            callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True))
+        if not any(isinstance(c, RichProgressBar) for c in own) and config.get("enable_progress_bar", True) is not False:
+            callbacks.append(RichProgressBar())
+        callbacks.append(RunRecord(str(run_dir), started_at=STARTED_AT))
+        return super()._instantiate_trainer(config, callbacks)
+
+    def after_fit(self) -> None:
+        if self._cfg().test_after_fit and not self.trainer.interrupted:
+            self.trainer.test(self.model, datamodule=self.datamodule)
+
+
+
+
+
+def main(args: Any = None) -> TrickbenchCLI:
+    return TrickbenchCLI(args=args)
+
+
+if __name__ == "__main__":
+    main()
