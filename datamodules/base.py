@@ -11,10 +11,21 @@ transforms in `on_after_batch_transfer`, i.e. on whatever device the batch now l
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 import torch
 from lightning.pytorch import LightningDataModule
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed unique to (seed, *parts), e.g. (seed, "augment", rank, batch number).
+
+    Randomness derived from where we are, not carried over from the previous batch, needs no
+    checkpointing: a resumed run and each DDP rank draw exactly their own stream.
+    """
+    key = "/".join(map(str, (seed, *parts))).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 class TensorLoader:
@@ -36,6 +47,7 @@ class TensorLoader:
         rank: int = 0,
         world_size: int = 1,
         epoch_fn: Callable[[], int] | None = None,
+        consumed_fn: Callable[[], int] | None = None,
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length ({len(x)} vs {len(y)})")
@@ -45,9 +57,13 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch_fn = epoch_fn
+        # Batches of this epoch the training loop has taken. Lightning's fetcher pre-fetches one batch
+        # ahead, so the count this loader has *yielded* overshoots by one mid-epoch (a resume would skip it).
+        self.consumed_fn = consumed_fn
         self._epoch = 0  # used when no epoch_fn is given
         self._start_batch = 0  # set by load_state_dict to resume mid-epoch
         self._batches_done = 0
+        self._active_epoch = 0
 
     def _indices(self, epoch: int) -> torch.Tensor:
         n = len(self.x)
@@ -70,7 +86,9 @@ class TensorLoader:
         return self.epoch_fn() if self.epoch_fn is not None else self._epoch
 
     def __iter__(self):
-        epoch = self.current_epoch()
+        epoch = self._active_epoch = self.current_epoch()
+        if self.epoch_fn is None:
+            self._epoch += 1
         idx = self._indices(epoch).to(self.x.device)
         start, self._start_batch = self._start_batch, 0
         for b in range(start, len(self)):
@@ -78,12 +96,13 @@ class TensorLoader:
             sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.x.index_select(0, sel), self.y.index_select(0, sel)
         self._batches_done = 0
-        if self.epoch_fn is None:
-            self._epoch += 1
 
     # Lightning saves/restores these for stateful train iterables (mid-epoch resume).
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.current_epoch(), "batches_done": self._batches_done}
+        done = self._batches_done  # 0 once the epoch's iterator is exhausted
+        if self.consumed_fn is not None:
+            done = min(done, self.consumed_fn())
+        return {"epoch": self._active_epoch, "batches_done": done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._epoch = state["epoch"]
@@ -138,10 +157,12 @@ class TensorDataModule(LightningDataModule):
         x, y = self._split(name)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         epoch_fn = (lambda: self.trainer.current_epoch) if (train and self.trainer) else None
+        consumed_fn = (lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.ready) if epoch_fn else None
         return TensorLoader(
             x, y,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train, drop_last=train, seed=self.seed, rank=rank, world_size=world, epoch_fn=epoch_fn,
+            consumed_fn=consumed_fn,
         )  # fmt: skip
 
     def train_dataloader(self) -> TensorLoader:
@@ -163,22 +184,24 @@ class TensorDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:  # decode once per process, whatever the stage
             self.splits = self.build_splits()
-        # Each rank draws its own augmentation stream; a checkpoint restore (after setup) overrides it.
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        self._aug_gen.manual_seed(self.seed * 1_000_003 + 7919 * rank + 1)
 
     # --- per-batch transforms, on the batch's device --------------------------------------------
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         x, y = batch
         if self.trainer is not None and self.trainer.training:
+            # Augmentation stream of this (rank, batch number): identical after a resume, distinct per rank.
+            # batch_progress.total.ready counts the batches before this one (restored from checkpoints).
+            batch_no = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
+            self._aug_gen.manual_seed(derive_seed(self.seed, "augment", self.trainer.global_rank, batch_no))
             return self.train_transform(x, self._aug_gen), y
         return self.eval_transform(x), y
 
+    # The augmentation stream is re-derived every batch (above), so only the data id is checkpointed.
     def state_dict(self) -> dict[str, Any]:
-        return {"aug_generator": self._aug_gen.get_state(), "fingerprint": self.fingerprint}
+        return {"fingerprint": self.fingerprint}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._aug_gen.set_state(state["aug_generator"])
+        pass
 
 
 def seeded_split(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
