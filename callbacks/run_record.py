@@ -8,25 +8,30 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temp file in the same directory + rename: readers see the old or the new file, never half."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """`write(fh)` into a temp file in the same directory, fsync, rename over `path`: readers (and a
+    resumed run after a crash) see the old or the new file, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _scalar(v: Any) -> float | None:
@@ -42,7 +47,8 @@ class RunRecord(Callback):
 
     Keys: `val` / `test` (final `val/*`, `test/*` metrics), `fit_seconds`, `test_seconds`,
     `wall_seconds` (since the process started building the run, data loading included),
-    `data_fingerprint`, `global_step`, `epoch`, `status`.
+    `data_fingerprint`, `global_step`, `epoch`, `status` (`fit_completed`, `fit_interrupted`,
+    `completed` after test, `failed` with `error` when an exception ended the run).
     """
 
     def __init__(self, run_dir: str, started_at: float | None = None) -> None:
@@ -72,11 +78,18 @@ class RunRecord(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._t0["fit"] = time.perf_counter()
+        self.record.pop("error", None)  # a resumed run starts clean
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.record["val"] = self._stage_metrics(trainer, "val")
         self.record["fit_seconds"] = round(time.perf_counter() - self._t0.get("fit", self.started_at), 3)
         self.record["status"] = "fit_interrupted" if trainer.interrupted else "fit_completed"
+        self._write(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """A crashed run says so (and why) instead of leaving a stale or missing record."""
+        self.record["status"] = "failed"
+        self.record["error"] = f"{type(exception).__name__}: {exception}"[:2000]
         self._write(trainer)
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

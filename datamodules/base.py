@@ -102,6 +102,8 @@ class TensorLoader:
         done = self._batches_done  # 0 once the epoch's iterator is exhausted
         if self.consumed_fn is not None:
             done = min(done, self.consumed_fn())
+        if done >= len(self):  # epoch fully taken (Lightning stops at len() without exhausting us)
+            done = 0
         return {"epoch": self._active_epoch, "batches_done": done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

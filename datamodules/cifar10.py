@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.augment import batch_cutout, batch_hflip, batch_random_crop, to_float
+from datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
 from datamodules.base import TensorDataModule, seeded_split
 from datamodules.integrity import DatasetError, check_files, fingerprint, load_pickle
 
@@ -26,6 +26,8 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     entry = load_pickle(path, "CIFAR-10")
+    if isinstance(entry, dict):  # Python-3 pickles (e.g. the JPEG rendition) have str keys, the original bytes
+        entry = {k.encode() if isinstance(k, str) else k: v for k, v in entry.items()}
     try:
         data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get(b"labels", entry.get(b"fine_labels")), dtype=np.int64)
@@ -43,6 +45,9 @@ class CIFAR10DataModule(TensorDataModule):
 
     Augmentation (train only, per sample, batched): random crop after `crop_padding` zero
     pixels, horizontal flip, optional cutout; then per-channel normalisation.
+    `alternating_flip=True` (with `flip=True`) replaces the coin-flip mirror by airbench's schedule:
+    a seeded half of the training set is stored mirrored, and odd epochs mirror every batch.
+    `device_resident=True` keeps every split on the training device (airbench's data path).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class CIFAR10DataModule(TensorDataModule):
         accept_nonoriginal: bool = False,
         crop_padding: int = 4,
         flip: bool = True,
+        alternating_flip: bool = False,
         cutout: int = 0,
         normalize: bool = True,
         train_subset: int = 0,
@@ -66,6 +72,7 @@ class CIFAR10DataModule(TensorDataModule):
         self.data_dir = Path(data_dir)
         self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
         self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
+        self.alternating_flip = alternating_flip
         self.train_subset = train_subset  # >0: keep only the first N training images (quick CPU runs)
         self.mean, self.std = (CIFAR10_MEAN, CIFAR10_STD) if normalize else (None, None)
         self.dims = (3, 32, 32)
@@ -101,11 +108,16 @@ class CIFAR10DataModule(TensorDataModule):
         tr, va = seeded_split(len(x_train), self.val_size, self.seed)
         if self.train_subset > 0:
             tr = tr[: self.train_subset]
-        return {"train": (x_train[tr], y_train[tr]), "val": (x_train[va], y_train[va]), "test": (x_test, y_test)}
+        x_tr = x_train[tr]
+        if self.flip and self.alternating_flip:  # store a seeded half mirrored; train_transform alternates
+            x_tr = batch_hflip(x_tr, torch.Generator().manual_seed(self.seed * 7 + 3))
+        return {"train": (x_tr, y_train[tr]), "val": (x_train[va], y_train[va]), "test": (x_test, y_test)}
 
     def train_transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = batch_random_crop(x, self.crop_padding, generator)
-        if self.flip:
+        if self.flip and self.alternating_flip:
+            x = alternating_hflip(x, self.trainer.current_epoch if self.trainer is not None else 0)
+        elif self.flip:
             x = batch_hflip(x, generator)
         x = batch_cutout(x, self.cutout, generator)
         return to_float(x, self.mean, self.std)

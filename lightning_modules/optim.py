@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from lightning_modules.ops.param_groups import param_groups
@@ -34,3 +35,14 @@ def configure(module: Any, net: nn.Module, optimizer: Callable, lr_scheduler: Ca
     total = int(trainer.estimated_stepping_batches) if interval == "step" else int(trainer.max_epochs)
     sched = lr_scheduler(opt, **run_length_kwargs(lr_scheduler, total))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+
+class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
+    """torch's CosineAnnealingLR with T_max optional, so YAML can leave it to `configure` (torch's
+    own class makes it a required argument, which LightningCLI then demands in every config)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, T_max: int | None = None, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:  # fmt: skip
+        if T_max is None:
+            raise ValueError("CosineAnnealingLR needs T_max (steps or epochs); Classifier fills it from the Trainer")
+        super().__init__(optimizer, T_max, eta_min, last_epoch)

@@ -3,11 +3,15 @@
 LightningCLI with three additions: every run gets a run directory (resolved config,
 checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the final weights
 (`--test_after_fit false` to skip), and W&B falls back to offline mode when no API key is set.
+Reliability defaults (docs/readme_guarantees.md): checkpoints are written atomically, global RNGs are
+reseeded per batch from (seed, rank, batch) so a resumed run is bitwise the uninterrupted one, a
+NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the same W&B run.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +21,13 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from callbacks.run_record import RunRecord
+from callbacks.atomic_checkpoint import AtomicCheckpointIO
+from callbacks.finite_guard import FiniteLossGuard
+from callbacks.run_record import RunRecord, atomic_write_text
+from callbacks.exact_resume import ExactResume
 
 STARTED_AT = time.perf_counter()
 
@@ -80,15 +89,34 @@ class TrickbenchCLI(LightningCLI):
             config["logger"] = [
                 CSVLogger(str(run_dir), name="csv", version=""),
                 WandbLogger(project=wb.project, group=wb.group, tags=list(wb.tags) or None, name=wb.name or run_dir.name,
-                            save_dir=str(run_dir), mode=wandb_mode()),  # fmt: skip
+                            save_dir=str(run_dir), mode=wandb_mode(),
+                            id=self._wandb_run_id(run_dir), resume="allow"),  # fmt: skip
             ]
         own = list(config.get("callbacks") or [])
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = plugins + [AtomicCheckpointIO()]
+        for default in (ExactResume, FiniteLossGuard):  # exact resume + per-rank streams; stop at a NaN loss
+            if not any(isinstance(c, default) for c in own):
+                callbacks.append(default())
         if not any(isinstance(c, ModelCheckpoint) for c in own):
             callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True))
         if not any(isinstance(c, RichProgressBar) for c in own) and config.get("enable_progress_bar", True) is not False:
             callbacks.append(RichProgressBar())
         callbacks.append(RunRecord(str(run_dir), started_at=STARTED_AT))
         return super()._instantiate_trainer(config, callbacks)
+
+    def _wandb_run_id(self, run_dir: Path) -> str:
+        """The W&B run id resumes with the checkpoint: `fit --ckpt_path X` reuses the id stored in X's run
+        directory (`<run_dir>/wandb_run_id`); a fresh fit gets a new id. Written by rank 0 only."""
+        ckpt = self._cfg().get("ckpt_path") if self.subcommand == "fit" else None
+        src = run_dir if ckpt in ("last", "best", "hpc", "registry") else Path(str(ckpt)).resolve().parent.parent
+        stored = src / "wandb_run_id"
+        run_id = stored.read_text().strip() if ckpt and stored.is_file() else secrets.token_hex(4)
+        if self.subcommand == "fit" and rank_zero_only.rank == 0:
+            atomic_write_text(run_dir / "wandb_run_id", run_id + "\n")
+        return run_id
 
     def after_fit(self) -> None:
         if self._cfg().test_after_fit and not self.trainer.interrupted:

@@ -52,3 +52,16 @@ def test_print_config_and_bad_key_via_subprocess(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--model.init_args.lr", "1"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert bad.returncode != 0 and "lr" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_wandb_without_key_runs_offline_and_leaves_no_process(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("WANDB")}
+    env.update(HOME=str(tmp_path), OMP_NUM_THREADS="1")  # no ~/.netrc, no API key
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert list((run / "wandb").glob("offline-run-*")), "expected an offline W&B run"
+    assert (run / "csv" / "metrics.csv").is_file()
+    leftover = subprocess.run(["pgrep", "-f", f"wandb.*{run}"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""

@@ -1,0 +1,61 @@
+"""What a bitwise-exact resume needs beyond Lightning's checkpoint (one default callback).
+
+1. Global RNG streams. Drop-path masks, dropout and mixup/CutMix (torchvision's v2.MixUp/CutMix
+   draw from the global torch RNG) consume global random state, which Lightning does not
+   checkpoint; and `seed_everything` gives every DDP rank the *same* stream, so rank r's sample i
+   is dropped exactly when rank 0's is. Reseeding before every training batch from
+   (seed, rank, batch number) fixes both with no state to save.
+2. Mid-epoch data position. Lightning 2.6 builds the train loader early when anything reads
+   `trainer.estimated_stepping_batches` (OneCycleLR/cosine lengths, warmup) and then never hands it
+   the checkpoint's loader state (Lightning issue #20550): a resumed run silently restarts the epoch
+   from batch 0. Loading that pending state at `on_train_start` and re-creating the iterator mirrors
+   the fix proposed upstream (PR #21765); once Lightning does it, nothing is pending and this is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from datamodules.base import derive_seed
+
+
+def batches_seen(trainer: Trainer) -> int:
+    """Training batches started before the current one, over all epochs (restored on resume)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.total.ready - 1
+
+
+def reseed_globals(seed: int) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def restore_pending_loader_state(trainer: Trainer) -> bool:
+    """Apply checkpointed train-loader state that Lightning left unapplied; True if there was any."""
+    loop = trainer.fit_loop
+    if not getattr(loop, "_combined_loader_states_to_load", None) or loop._combined_loader is None:
+        return False
+    loop._load_combined_loader_states()
+    iter(loop._data_fetcher)  # the old iterator was built (and pre-fetched from) before the restore
+    return True
+
+
+class ExactResume(Callback):
+    """Before each training batch, seed torch (CPU + CUDA), numpy and `random` from
+    `derive_seed(seed, "global", rank, batch)`; at train start, apply pending loader state.
+    seed=None reads `seed_everything`'s value (PL_GLOBAL_SEED), else 0."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        restore_pending_loader_state(trainer)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int) -> None:
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        reseed_globals(derive_seed(seed, "global", trainer.global_rank, batches_seen(trainer)))

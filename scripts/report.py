@@ -1,0 +1,239 @@
+"""Aggregate an ablation's runs into a report: Markdown table, CSV, PNG bar chart, raw metrics copies.
+
+    python -m scripts.report runs/cifar10_cpu [--out results/cifar10_cpu] [--metric test/acc]
+
+Only runs whose metrics.json says "completed" are counted; the others are listed under the table.
+The output depends only on the runs' metrics.json files (and plan.json), so the same runs always give
+byte-identical files: no dates, no absolute paths, sorted keys, PNG written without a Software tag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callbacks.run_record import atomic_write_text
+from scripts.stats import mean_std, welch_diff
+
+SKIP_DIRS = {"prerequisites", "slurm"}
+
+
+@dataclass
+class Run:
+    label: str  # "<arm>/seed<k>" (or "prerequisites/<name>/seed<k>")
+    arm: str
+    seed: int
+    record: dict[str, Any]
+    raw: str  # metrics.json text, copied verbatim
+
+
+def _seed_dirs(folder: Path) -> list[Path]:
+    dirs = [d for d in folder.glob("seed*") if re.fullmatch(r"seed-?\d+", d.name)]
+    return sorted(dirs, key=lambda d: int(d.name[4:]))
+
+
+def collect(root: Path) -> tuple[dict[str, Any], list[Run], list[Run], list[str]]:
+    """(plan, arm runs, prerequisite runs, labels of runs that are planned/present but not completed)."""
+    plan_path = root / "plan.json"
+    plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+    arms = plan.get("arms") or sorted((d.name for d in root.iterdir() if d.is_dir() and d.name not in SKIP_DIRS),
+                                      key=lambda a: (a != "baseline", a))  # fmt: skip
+    groups = [(a, root / a, "") for a in arms]
+    groups += [(p, root / "prerequisites" / p, "prerequisites/") for p in plan.get("prerequisites", [])]
+    runs, pre, incomplete = [], [], set(plan.get("runs", {}))
+    for arm, folder, prefix in groups:
+        for d in _seed_dirs(folder):
+            label = f"{prefix}{arm}/{d.name}"
+            incomplete.add(label)
+            try:
+                raw = (d / "metrics.json").read_text()
+                record = json.loads(raw)
+            except (OSError, ValueError):
+                continue
+            if record.get("status") == "completed":
+                incomplete.discard(label)
+                (pre if prefix else runs).append(Run(label, arm, int(d.name[4:]), record, raw))
+    done = {r.label for r in runs + pre}
+    return plan, runs, pre, sorted(incomplete - done)
+
+
+def metric_of(record: dict[str, Any], metric: str) -> float:
+    stage, key = metric.split("/", 1)
+    value = (record.get(stage) or {}).get(key)
+    return math.nan if value is None else float(value)
+
+
+def summarise(runs: list[Run], metric: str, baseline: str) -> list[dict[str, Any]]:
+    """One row per arm (plan order): n, mean, std, Welch delta vs `baseline` with 95% CI, mean wall time."""
+    by_arm: dict[str, list[Run]] = {}
+    for r in runs:
+        by_arm.setdefault(r.arm, []).append(r)
+    base = [metric_of(r.record, metric) for r in by_arm.get(baseline, [])]
+    rows = []
+    for arm, group in by_arm.items():
+        values = [metric_of(r.record, metric) for r in group]
+        mean, std = mean_std(values)
+        diff = welch_diff(values, base) if base and arm != baseline else None
+        walls = [float(r.record["wall_seconds"]) for r in group if "wall_seconds" in r.record]
+        rows.append({
+            "arm": arm, "n": len(values), "mean": mean, "std": std, "values": values,
+            "delta": diff.delta if diff else math.nan, "ci_low": diff.low if diff else math.nan,
+            "ci_high": diff.high if diff else math.nan, "wall_seconds": mean_std(walls)[0],
+            "seeds": [r.seed for r in group],
+        })  # fmt: skip
+    return rows
+
+
+def _f(x: float, scale: float, fmt: str, empty: str = "n/a") -> str:
+    return empty if math.isnan(x) else format(x * scale, fmt)
+
+
+def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete: list[str], metric: str,
+             baseline: str, scale: float) -> str:  # fmt: skip
+    unit = " (%)" if scale == 100 else ""
+    lines = [f"# Ablation `{name}`", ""]
+    if plan.get("source"):
+        bases = ", ".join(f"`{b}`" for b in plan["base"])
+        overrides = " ".join(plan["overrides"]) or "(none)"
+        lines += [f"Ablation file `{plan['source']}`; base configs {bases}; overrides `{overrides}`.", ""]
+    lines += [
+        (
+            f"`{metric}`{unit}: mean ± sample std over seeds. Δ = arm − `{baseline}` in the same units, with a 95% "
+            "Welch t interval (seeds treated as unpaired). Wall = seconds per run, process start to end of test."
+        ),
+        "",
+        f"| arm | n | {metric}{unit} | Δ vs {baseline} [95% CI] | wall (s/run) |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        delta = (
+            "—"
+            if math.isnan(r["delta"])
+            else (
+                f"{_f(r['delta'], scale, '+.2f')} [{_f(r['ci_low'], scale, '+.2f')}, {_f(r['ci_high'], scale, '+.2f')}]"
+            )
+        )
+        lines.append(f"| {r['arm']} | {r['n']} | {_f(r['mean'], scale, '.2f')} ± {_f(r['std'], scale, '.2f')} "
+                     f"| {delta} | {_f(r['wall_seconds'], 1, '.0f')} |")  # fmt: skip
+    if pre:
+        lines += [
+            "",
+            "Prerequisite runs (not arms): "
+            + "; ".join(
+                f"`{p.label}` {metric} {_f(metric_of(p.record, metric), scale, '.2f')}, "
+                f"{_f(float(p.record.get('wall_seconds', math.nan)), 1, '.0f')} s"
+                for p in pre
+            )
+            + ".",
+        ]
+    if incomplete:
+        lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
+    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `raw/` (each run's metrics.json).", ""]
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict]) -> str:
+    cols = ["arm", "n", "mean", "std", "delta", "ci_low", "ci_high", "wall_seconds", "seeds", "values"]
+    out = [",".join(cols)]
+    for r in rows:
+        num = [("" if math.isnan(r[c]) else f"{r[c]:.6f}") for c in cols[2:8]]
+        out.append(",".join([r["arm"], str(r["n"]), *num, " ".join(map(str, r["seeds"])),
+                             " ".join(f"{v:.6f}" for v in r["values"])]))  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: float) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rows) + 1.5), 3.6), dpi=110)
+    xs = range(len(rows))
+    means = [r["mean"] * scale for r in rows]
+    stds = [0.0 if math.isnan(r["std"]) else r["std"] * scale for r in rows]
+    ax.bar(
+        xs,
+        means,
+        yerr=stds,
+        capsize=4,
+        color=["#888888" if r["arm"] == baseline else "#4c72b0" for r in rows],
+    )
+    for x, r in zip(xs, rows):  # each seed as a dot, so n and spread are visible
+        ax.plot([x + 0.22] * len(r["values"]), [v * scale for v in r["values"]], "k.", markersize=4)
+    all_vals = [v * scale for r in rows for v in r["values"]]
+    if all_vals:  # zoom on the data: bars from 0 would hide sub-point differences
+        lo, hi = min(all_vals), max(all_vals)
+        pad = max(0.5, 0.15 * (hi - lo))
+        ax.set_ylim(lo - pad - max(stds, default=0), hi + pad + max(stds, default=0))
+    ax.set_xticks(list(xs), [r["arm"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel(metric + (" (%)" if scale == 100 else ""))
+    ax.set_title(f"{name}: mean ± std over seeds")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version string: byte-identical output
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Bytes twin of `atomic_write_text` (temp file + rename), for the PNG."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline") -> list[dict]:
+    plan, runs, pre, incomplete = collect(root)
+    if not runs:
+        raise SystemExit(f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
+                         "run `python -m scripts.ablate CONFIG` first")  # fmt: skip
+    name = plan.get("name") or root.name
+    scale = 100.0 if metric.endswith("acc") else 1.0
+    rows = summarise(runs, metric, baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale))
+    atomic_write_text(out / "results.csv", csv_text(rows))
+    atomic_write_bytes(out / "chart.png", chart_png(name, rows, metric, baseline, scale))
+    shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
+    for r in runs + pre:
+        atomic_write_text(out / "raw" / r.label / "metrics.json", r.raw)
+    if plan:
+        atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", help="an ablation's run folder, e.g. runs/cifar10_cpu")
+    p.add_argument("--out", default=None, help="output folder (default: results/<ablation name>)")
+    p.add_argument("--metric", default="test/acc", help="<stage>/<name> from metrics.json (default test/acc)")
+    p.add_argument("--baseline", default="baseline", help="arm the deltas are taken against")
+    args = p.parse_args(argv)
+    root = Path(args.runs)
+    if not root.is_dir():
+        p.error(f"{root} is not a folder; give runs/<ablation name>")
+    out = Path(args.out) if args.out else Path("results") / root.name
+    rows = write_report(root, out, args.metric, args.baseline)
+    print((out / "report.md").read_text())
+    print(f"wrote {out}/report.md, results.csv, chart.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Stand-in for `scripts.train fit` in the ablation harness tests: no torch import, ~0.1 s per run.
+
+Behaviour comes from a `fake:` mapping in the --config files (later files win):
+  fail: true           -> print "boom" to stderr and exit 1 (after writing a checkpoint)
+  acc: 0.7             -> test accuracy written to metrics.json (plus 0.01 * seed)
+Every call appends its argv to <run_dir>/calls.json; a teacher-like config.yaml is written too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def main(argv: list[str]) -> int:
+    fake, opts, configs = {}, {}, []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--config":
+            configs.append(next(it))
+        elif arg.startswith("--") and "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            opts[key] = value
+    for cfg in configs:
+        fake.update((yaml.safe_load(Path(cfg).read_text()) or {}).get("fake") or {})
+    run_dir = Path(opts["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    calls = json.loads((run_dir / "calls.json").read_text()) if (run_dir / "calls.json").is_file() else []
+    (run_dir / "calls.json").write_text(json.dumps(calls + [argv]))
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_text("fake checkpoint")
+    net = {"class_path": "fake.Net", "init_args": {"width": 7}}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"net": net}}}))
+    print(f"fake training {run_dir}")
+    if fake.get("fail"):
+        print("boom", file=sys.stderr)
+        return 1
+    seed = int(opts.get("seed_everything", 0))
+    record = {
+        "status": "completed",
+        "test": {"acc": float(fake.get("acc", 0.5)) + 0.01 * seed},
+        "wall_seconds": 2.0,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,230 @@
+"""Ablation harness: plan expansion, errors, skip/resume, failures, prerequisites, SLURM script.
+
+Runs go through `tests/ablate_fake_train.py` (a torch-free stand-in for `scripts.train fit`), so the
+scheduling logic is tested in seconds; tests/test_ablate_e2e.py runs the real trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import ablate, ablation, slurm
+from scripts.ablation import AblationError, load_plan
+
+FAKE = Path(__file__).with_name("ablate_fake_train.py")
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ablation, "TRAIN_CMD", [sys.executable, str(FAKE)])
+
+
+def write(path: Path, data: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def make_ablation(tmp: Path, arms: dict, prerequisites: dict | None = None, seeds=(0, 1), **extra) -> str:
+    spec = {"name": "toy", "base": [write(tmp / "base.yaml", {"fake": {"acc": 0.5}})],
+            "overrides": ["--trainer.max_epochs=1"], "seeds": list(seeds), "arms": arms, **extra}  # fmt: skip
+    if prerequisites:
+        spec["prerequisites"] = prerequisites
+    return write(tmp / "ablation.yaml", spec)
+
+
+def kd_fragment(tmp: Path) -> str:
+    cb = {"class_path": "callbacks.KnowledgeDistillation",
+          "init_args": {"teacher": {"class_path": "x.ResNet18"}, "teacher_checkpoint": None, "alpha": 0.5}}  # fmt: skip
+    return write(tmp / "kd.yaml", {"trainer": {"callbacks+": [cb]}})
+
+
+def calls(run_dir: Path) -> list[list[str]]:
+    return json.loads((run_dir / "calls.json").read_text())
+
+
+def test_plan_expansion_orders_prerequisites_first_and_builds_commands(tmp_path: Path) -> None:
+    good = write(tmp_path / "good.yaml", {"fake": {"acc": 0.6}})
+    kd = kd_fragment(tmp_path)
+    path = make_ablation(tmp_path, {"baseline": [], "good": [good], "kd": {"fragments": [kd], "teacher": "teacher"}},
+                         {"teacher": {"overrides": ["--trainer.max_epochs=2"], "seed": 5}})  # fmt: skip
+    plan = load_plan(path, tmp_path / "runs", ["--data.init_args.data_dir=/d"])
+    labels = [j.label for j in plan.jobs]
+    assert labels == ["prerequisites/teacher/seed5", "baseline/seed0", "baseline/seed1", "good/seed0",
+                      "good/seed1", "kd/seed0", "kd/seed1"]  # fmt: skip
+    assert plan.jobs[3].run_dir == tmp_path / "runs" / "toy" / "good" / "seed0"
+    assert plan.arms() == ["baseline", "good", "kd"]
+    cmd = ablation.command(plan, plan.jobs[4], resume="R/last.ckpt")
+    assert cmd[len(ablation.TRAIN_CMD):] == [
+        "--config", plan.base[0], "--config", good, "--trainer.max_epochs=1", "--data.init_args.data_dir=/d",
+        "--seed_everything=1", f"--run_dir={tmp_path / 'runs/toy/good/seed1'}", "--wandb.group=toy",
+        "--wandb.tags=[good]", "--wandb.name=toy/good/seed1", "--ckpt_path=R/last.ckpt"]  # fmt: skip
+    teacher_cmd = ablation.command(plan, plan.jobs[0])
+    assert "--trainer.max_epochs=2" in teacher_cmd and "--seed_everything=5" in teacher_cmd
+
+
+def test_seed_keys_send_the_seed_to_every_listed_key(tmp_path: Path) -> None:
+    plan = load_plan(make_ablation(tmp_path, {"baseline": []}, seeds=[3],
+                                   seed_keys=["seed_everything", "data.init_args.seed"]))  # fmt: skip
+    cmd = ablation.command(plan, plan.jobs[0])
+    assert "--seed_everything=3" in cmd and "--data.init_args.seed=3" in cmd
+
+
+def test_missing_fragments_are_one_error_before_anything_runs(tmp_path: Path, fake_trainer, capsys) -> None:
+    path = make_ablation(tmp_path, {"baseline": [], "a": [str(tmp_path / "nope1.yaml")],
+                                    "b": [str(tmp_path / "nope2.yaml")]})  # fmt: skip
+    with pytest.raises(AblationError, match="2 config file") as err:
+        load_plan(path)
+    assert "nope1.yaml" in str(err.value) and "nope2.yaml" in str(err.value)
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "Nothing was run" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "arms, prereqs, match",
+    [
+        ({"kd": {"fragments": [], "teacher": "ghost"}}, None, "not a prerequisite"),
+        ({"kd": {"fragments": ["BASE"], "teacher": "t"}}, {"t": {}}, "teacher_checkpoint"),
+        ({"prerequisites": []}, None, "must match"),
+        ({"a": {"fragments": [], "typo": 1}}, None, "unknown key"),
+    ],
+)
+def test_bad_ablation_files_say_what_to_fix(tmp_path: Path, arms, prereqs, match) -> None:
+    base = str(tmp_path / "base.yaml")
+    arms = {k: ({**v, "fragments": [base]} if isinstance(v, dict) and v.get("fragments") == ["BASE"] else v)
+            for k, v in arms.items()}  # fmt: skip
+    with pytest.raises(AblationError, match=match):
+        load_plan(make_ablation(tmp_path, arms, prereqs))
+
+
+def test_failing_run_does_not_stop_the_sweep(tmp_path: Path, fake_trainer, capsys) -> None:
+    bad = write(tmp_path / "bad.yaml", {"fake": {"fail": True}})
+    path = make_ablation(tmp_path, {"baseline": [], "bad": [bad], "after": []})
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 1
+    root = tmp_path / "runs" / "toy"
+    for arm in ("baseline", "after"):
+        for seed in (0, 1):
+            assert (
+                json.loads((root / arm / f"seed{seed}" / "metrics.json").read_text())["status"] == "completed"
+            )
+    assert "boom" in (root / "bad" / "seed0" / "stderr.log").read_text()
+    assert "fake training" in (root / "bad" / "seed0" / "stdout.log").read_text()
+    out = capsys.readouterr().out
+    assert "4/6 runs completed" in out and "FAILED bad/seed0" in out and "FAILED bad/seed1" in out
+    assert json.loads((root / "plan.json").read_text())["arms"] == ["baseline", "bad", "after"]
+
+
+def test_rerun_skips_finished_resumes_interrupted_restarts_missing(tmp_path: Path, fake_trainer) -> None:
+    path = make_ablation(tmp_path, {"baseline": []}, seeds=[0, 1, 2])
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert ablate.main([path, *runs]) == 0
+    root = tmp_path / "runs" / "toy" / "baseline"
+    (root / "seed1" / "metrics.json").write_text(json.dumps({"status": "fit_interrupted"}))  # has last.ckpt
+    (root / "seed2" / "metrics.json").unlink()
+    (root / "seed2" / "checkpoints" / "last.ckpt").unlink()
+    assert ablate.main([path, *runs]) == 0
+    assert len(calls(root / "seed0")) == 1  # finished: skipped
+    resumed = calls(root / "seed1")
+    assert len(resumed) == 2 and f"--ckpt_path={root / 'seed1/checkpoints/last.ckpt'}" in resumed[1]
+    restarted = calls(root / "seed2")
+    assert len(restarted) == 2 and not any(a.startswith("--ckpt_path") for a in restarted[1])
+
+
+def test_prerequisite_runs_first_and_kd_gets_a_generated_fragment(tmp_path: Path, fake_trainer) -> None:
+    kd = kd_fragment(tmp_path)
+    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}},
+                         {"teacher": {"overrides": ["--trainer.max_epochs=2"]}})  # fmt: skip
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--jobs", "2"]) == 0
+    root = tmp_path / "runs" / "toy"
+    teacher = root / "prerequisites" / "teacher" / "seed0"
+    assert (teacher / "metrics.json").stat().st_mtime <= (
+        root / "kd" / "seed1" / "metrics.json"
+    ).stat().st_mtime
+    generated = root / "kd" / "seed0" / "generated_kd.yaml"
+    assert f"--config={generated}" not in calls(root / "kd" / "seed0")[0]
+    assert str(generated) in calls(root / "kd" / "seed0")[0]
+    init = yaml.safe_load(generated.read_text())["trainer"]["callbacks+"][0]["init_args"]
+    assert init["teacher_checkpoint"] == str((teacher / "checkpoints" / "last.ckpt").resolve())
+    assert init["teacher"] == {"class_path": "fake.Net", "init_args": {"width": 7}}  # the teacher's real net
+    assert init["alpha"] == 0.5
+
+
+def test_failed_prerequisite_fails_its_dependants_without_running_them(
+    tmp_path: Path, fake_trainer, capsys
+) -> None:
+    kd, bad = kd_fragment(tmp_path), write(tmp_path / "bad.yaml", {"fake": {"fail": True}})
+    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}},
+                         {"teacher": {"fragments": [bad]}})  # fmt: skip
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 1
+    assert not (tmp_path / "runs" / "toy" / "kd").exists()
+    assert (tmp_path / "runs" / "toy" / "baseline" / "seed1" / "metrics.json").is_file()
+    assert (
+        "FAILED kd/seed0: failed: prerequisite prerequisites/teacher/seed0 did not complete"
+        in capsys.readouterr().out
+    )
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path, fake_trainer, capsys) -> None:
+    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
+                         {"t": {}})  # fmt: skip
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--dry-run", "--set", "x.y=1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" new\n") == 5 and "--x.y=1" in out and "generated_kd.yaml" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_worker_envs_one_gpu_each_or_a_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in ablate.worker_envs(3, 1, None)] == ["0", "1", "2"]
+    monkeypatch.setattr(ablate.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    envs = ablate.worker_envs(0, 4, None)
+    assert len(envs) == 4 and {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
+    assert ablate.worker_envs(0, 16, None)[0]["OMP_NUM_THREADS"] == "1"
+    assert ablate.worker_envs(0, 1, 3)[0]["OMP_NUM_THREADS"] == "3"
+
+
+def test_slurm_script_runs_the_same_plan_with_srun_and_ddp_devices(tmp_path: Path) -> None:
+    ddp = write(tmp_path / "ddp.yaml", {"trainer": {"strategy": "ddp", "devices": 4, "accelerator": "gpu"}})
+    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
+                         {"t": {}}, slurm={"time": "01:00:00", "extra": ["--partition=gpu"]})  # fmt: skip
+    spec = yaml.safe_load(Path(path).read_text())
+    spec["base"].append(ddp)
+    Path(path).write_text(yaml.safe_dump(spec))
+    assert (
+        ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--launcher", "slurm", "--set", "a.b=c"])
+        == 0
+    )
+    folder = tmp_path / "runs" / "toy" / "slurm"
+    text = (folder / "ablation.sbatch").read_text()
+    for line in ["#SBATCH --array=0-4", "#SBATCH --ntasks-per-node=4", "#SBATCH --gres=gpu:4",
+                 "#SBATCH --time=01:00:00", "#SBATCH --partition=gpu", 'eval "srun $cmd"',
+                 "#     0: prerequisites/t/seed0", "#     4: kd/seed1"]:  # fmt: skip
+        assert line in text.splitlines(), line
+    assert f'--runs-dir {tmp_path / "runs"} --set=a.b=c --task "$SLURM_ARRAY_TASK_ID" --emit-command' in text
+    submit = (folder / "submit.sh").read_text()
+    assert "--array=0-0" in submit and '--dependency="afterok:${pre%%;*}" --array=1-4' in submit
+    plan = load_plan(path)
+    plan.base.pop()  # without the DDP config: one process, one GPU
+    assert slurm.resources(plan) == (1, 1)
+
+
+def test_task_mode_emits_the_command_or_nothing_when_finished(tmp_path: Path, fake_trainer, capsys) -> None:
+    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
+                         {"t": {}})  # fmt: skip
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert ablate.main([path, *runs, "--task", "1", "--emit-command"]) == 0
+    assert "--wandb.name=toy/baseline/seed0" in capsys.readouterr().out
+    assert ablate.main([path, *runs, "--task", "3", "--emit-command"]) == 2  # teacher not trained yet
+    assert ablate.main([path, *runs, "--task", "0"]) == 0  # trains the teacher
+    assert capsys.readouterr().out == "prerequisites/t/seed0: completed\n"
+    assert ablate.main([path, *runs, "--task", "0", "--emit-command"]) == 0
+    assert capsys.readouterr().out == ""  # finished: nothing to run
+    assert ablate.main([path, *runs, "--task", "3", "--emit-command"]) == 0
+    out = capsys.readouterr().out
+    assert "generated_kd.yaml" in out and "--wandb.name=toy/kd/seed0" in out
+    assert ablate.main([path, *runs, "--task", "9"]) == 2

@@ -1,0 +1,81 @@
+"""The bench_* scripts run end to end on tiny generated data (plumbing only: no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from scripts import bench_data_path, bench_gpu, bench_step_overhead, bench_time_to_acc
+
+
+def torchvision_compatible(root):
+    """conftest's fake batches have bytes keys (what the template reads from the real Python-2 pickles);
+    torchvision, unpickling with encoding="latin1", needs str keys: add both, plus batches.meta."""
+    folder = root / "cifar-10-batches-py"
+    for path in folder.glob("*_batch*"):
+        entry = pickle.loads(path.read_bytes())
+        entry.update({k.decode(): v for k, v in list(entry.items())})
+        path.write_bytes(pickle.dumps(entry))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+    return root
+
+
+def test_step_overhead_writes_both_sides(tmp_path):
+    res = bench_step_overhead.main(["--nets", "mlp64", "--repeats", "2", "--warmup", "1", "--steps", "3",
+                                    "--n", "512", "--out", str(tmp_path)])  # fmt: skip
+    raw = json.loads((tmp_path / "step_overhead.json").read_text())
+    runs = raw["results"]["mlp64"]["per_step_s"]
+    assert len(runs["template"]["cpu"]) == len(runs["plain"]["wall"]) == 2
+    assert all(t > 0 for side in runs.values() for clock in side.values() for t in clock)
+    assert res["mlp64"]["cpu"]["ratio_of_medians"] > 0 and "command" in raw and "cpu" in raw["machine"]
+    assert "| MLP 784-64-10 | cpu |" in (tmp_path / "step_overhead.md").read_text()
+
+
+def test_data_path_compares_both_loaders(fake_cifar, tmp_path):
+    torchvision_compatible(fake_cifar)
+    med = bench_data_path.main(["--data_dir", str(fake_cifar), "--batch_size", "32", "--images", "64",
+                                "--workers", "0", "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
+    assert set(med) == {"tensorloader", "torchvision_w0"} and all(v > 0 for v in med.values())
+    assert json.loads((tmp_path / "data_path.json").read_text())["images_per_s"]["tensorloader"]
+
+
+def test_unchecked_cifar_reads_the_same_pixels_as_the_datamodule(fake_cifar):
+    torchvision_compatible(fake_cifar)
+    ds = bench_data_path.UncheckedCIFAR10(str(fake_cifar), train=False)
+    dm = bench_data_path.CIFAR10DataModule(str(fake_cifar), accept_nonoriginal=True, val_size=0)
+    with pytest.warns(UserWarning, match="checksum"):
+        dm.setup("test")
+    x, y = dm.splits["test"]
+    assert torch.equal(torch.from_numpy(ds.data).permute(0, 3, 1, 2), x) and ds.targets == y.tolist()
+
+
+@pytest.mark.slow
+def test_time_to_acc_tiny_runs_both_processes(fake_mnist, tmp_path):
+    res = bench_time_to_acc.main(["--tasks", "mlp", "--repeats", "1", "--tiny", "--val_size", "32",
+                                  "--data_dir", str(fake_mnist), "--out", str(tmp_path)])  # fmt: skip
+    runs = res["mlp"]["runs"]
+    assert len(runs["template"]) == len(runs["plain"]) == 1
+    assert all(0 <= r["test_acc"] <= 1 and r["seconds"] > 0 for rs in runs.values() for r in rs)
+    assert (tmp_path / "time_to_acc_mlp.md").is_file()
+
+
+def test_plain_loop_nets_match_the_template_nets():
+    from lightning_modules.nets import MLP, SmallCNN
+    from scripts import bench_plain_mnist as plain
+
+    for ours, theirs in ((plain.mlp(784, [512, 512], 10, 0.1), MLP(784, [512, 512], 10, 0.1)),
+                         (plain.small_cnn(1, 10), SmallCNN(1, 10))):  # fmt: skip
+        assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+
+
+@pytest.mark.slow
+def test_gpu_script_tiny_on_cpu(fake_cifar, tmp_path):
+    # bf16 autocast on CPU is slow; the GPU session runs all modes. compile="auto" is checked in the fast-preset test.
+    res = bench_gpu.main(["--tiny", "--runs", "1", "--modes", "32-true", "--data_dir", str(fake_cifar), "--out", str(tmp_path)])
+    assert len(res["fast_runs"]) == 1 and 0 <= res["fast_runs"][0]["test_acc"] <= 1
+    assert set(res["resnet18"]) == {"32-true"} and res["resnet18"]["32-true"]["compiled"] is False
+    assert all(r["images_per_s"] > 0 for r in res["resnet18"].values())
+    assert json.loads((tmp_path / "gpu.json").read_text())["fast_runs"]

@@ -1,0 +1,130 @@
+"""Ablation report: t quantiles, Welch intervals, aggregation on fixture metrics, byte-identical output."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from scripts import report
+from scripts.stats import mean_std, t_cdf, t_quantile, welch_diff
+
+
+@pytest.mark.parametrize(  # two-sided 95% critical values from any t table; 1e6: z + (z^3 + z) / (4 df)
+    "df, expected",
+    [
+        (1, 12.7062047),
+        (2, 4.3026527),
+        (3, 3.1824463),
+        (4, 2.7764451),
+        (10, 2.2281389),
+        (30, 2.0422725),
+        (1e6, 1.9599664),
+    ],
+)
+def test_t_quantile_matches_tables(df: float, expected: float) -> None:
+    assert t_quantile(0.975, df) == pytest.approx(expected, abs=2e-7)
+    assert t_quantile(0.025, df) == pytest.approx(-expected, abs=2e-7)
+
+
+def test_t_cdf_known_values_and_bad_input() -> None:
+    assert t_cdf(0.0, 3) == 0.5
+    assert t_cdf(-2.0, 4) == pytest.approx(0.0580582618, abs=1e-9)
+    assert t_cdf(1.0, 1) == pytest.approx(0.75, abs=1e-12)  # Cauchy: 1/2 + atan(1)/pi
+    with pytest.raises(ValueError, match="0 < p < 1"):
+        t_quantile(1.0, 3)
+
+
+def test_welch_interval_numbers() -> None:
+    # equal n and std -> df = 2(n-1) = 4; se = sqrt(2 * 0.02^2 / 3); half = t(4) * se
+    d = welch_diff([0.85, 0.87, 0.89], [0.80, 0.82, 0.84])
+    half = 2.7764451052 * math.sqrt(2 * 0.0004 / 3)
+    assert d.delta == pytest.approx(0.05) and d.df == pytest.approx(4.0)
+    assert (d.low, d.high) == (pytest.approx(0.05 - half), pytest.approx(0.05 + half))
+    # unequal variances: Welch-Satterthwaite df = (va + vb)^2 / (va^2/2 + vb^2/2) with va=4e-4/3, vb=1e-4/3
+    assert welch_diff([0.80, 0.82, 0.84], [0.85, 0.86, 0.87]).df == pytest.approx(25 / 8.5)
+    assert math.isnan(welch_diff([0.9], [0.8, 0.7]).low)
+    assert welch_diff([0.5, 0.5], [0.4, 0.4]).low == pytest.approx(0.1)
+    assert mean_std([1.0, 2.0, 3.0, 4.0]) == (2.5, pytest.approx(math.sqrt(5 / 3)))
+
+
+def make_runs(root: Path) -> None:
+    """baseline 80/82/84 %, better 85/87/89 %, short 90 % (one seed), one crashed, one teacher."""
+    arms = {"baseline": [0.80, 0.82, 0.84], "better": [0.85, 0.87, 0.89], "short": [0.90]}
+    for arm, accs in arms.items():
+        for seed, acc in enumerate(accs):
+            rec = {"status": "completed", "test": {"acc": acc, "loss": 1 - acc}, "wall_seconds": 90.0 + seed}
+            (root / arm / f"seed{seed}").mkdir(parents=True)
+            (root / arm / f"seed{seed}" / "metrics.json").write_text(json.dumps(rec, indent=1))
+    (root / "short" / "seed1").mkdir()
+    (root / "short" / "seed1" / "metrics.json").write_text(json.dumps({"status": "fit_interrupted"}))
+    teacher = root / "prerequisites" / "teacher" / "seed0"
+    teacher.mkdir(parents=True)
+    teacher.joinpath("metrics.json").write_text(json.dumps({"status": "completed", "test": {"acc": 0.95},
+                                                            "wall_seconds": 200.0}))  # fmt: skip
+    plan = {"name": "toy", "source": "configs/ablations/toy.yaml", "base": ["b.yaml"], "overrides": [],
+            "arms": ["baseline", "better", "short"], "prerequisites": ["teacher"],
+            "runs": {"baseline/seed0": {}, "short/seed2": {}}}  # fmt: skip
+    (root / "plan.json").write_text(json.dumps(plan))
+
+
+def test_report_aggregates_fixture_metrics(tmp_path: Path) -> None:
+    make_runs(tmp_path / "runs")
+    rows = report.write_report(tmp_path / "runs", tmp_path / "out")
+    by = {r["arm"]: r for r in rows}
+    assert [r["arm"] for r in rows] == ["baseline", "better", "short"]
+    assert (by["baseline"]["n"], by["better"]["n"], by["short"]["n"]) == (3, 3, 1)
+    assert by["baseline"]["mean"] == pytest.approx(0.82) and by["baseline"]["std"] == pytest.approx(0.02)
+    half = 2.7764451052 * math.sqrt(2 * 0.0004 / 3)
+    assert by["better"]["ci_low"] == pytest.approx(0.05 - half) and by["better"]["ci_high"] == pytest.approx(
+        0.05 + half
+    )
+    assert by["short"]["delta"] == pytest.approx(0.08) and math.isnan(by["short"]["ci_low"])
+    assert by["baseline"]["wall_seconds"] == pytest.approx(91.0)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| baseline | 3 | 82.00 ± 2.00 | — | 91 |" in md
+    assert (
+        f"| better | 3 | 87.00 ± 2.00 | +5.00 [{100 * (0.05 - half):+.2f}, {100 * (0.05 + half):+.2f}] | 91 |"
+        in md
+    )
+    assert "| short | 1 | 90.00 ± n/a | +8.00 [n/a, n/a] | 90 |" in md
+    assert "`prerequisites/teacher/seed0` test/acc 95.00, 200 s" in md
+    assert "Not counted (no completed metrics.json): `short/seed1`, `short/seed2`." in md
+    csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    assert csv[0] == "arm,n,mean,std,delta,ci_low,ci_high,wall_seconds,seeds,values"
+    assert csv[1] == "baseline,3,0.820000,0.020000,,,,91.000000,0 1 2,0.800000 0.820000 0.840000"
+    raw = tmp_path / "out" / "raw"
+    assert (raw / "better" / "seed2" / "metrics.json").read_bytes() == (
+        tmp_path / "runs" / "better" / "seed2" / "metrics.json").read_bytes()  # fmt: skip
+    assert (raw / "prerequisites" / "teacher" / "seed0" / "metrics.json").is_file()
+    assert not (raw / "short" / "seed1").exists()
+
+
+def test_same_runs_give_byte_identical_reports(tmp_path: Path) -> None:
+    make_runs(tmp_path / "runs")
+    report.write_report(tmp_path / "runs", tmp_path / "a")
+    report.write_report(tmp_path / "runs", tmp_path / "b")
+    report.write_report(tmp_path / "runs", tmp_path / "a")  # rewriting in place changes nothing either
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 3 + 8 + 1  # report, csv, png; 8 completed runs; plan.json
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    png = (tmp_path / "a" / "chart.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"matplotlib" not in png
+
+
+def test_report_on_other_metric_and_without_plan(tmp_path: Path) -> None:
+    make_runs(tmp_path / "runs")
+    (tmp_path / "runs" / "plan.json").unlink()
+    rows = report.write_report(tmp_path / "runs", tmp_path / "out", metric="test/loss")
+    assert [r["arm"] for r in rows] == ["baseline", "better", "short"]  # baseline first, then sorted
+    assert rows[1]["delta"] == pytest.approx(-0.05)
+    assert "| baseline | 3 | 0.18 ± 0.02 | — | 91 |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_report_cli_errors_clearly_on_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no completed runs"):
+        report.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
