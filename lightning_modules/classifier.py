@@ -101,34 +101,23 @@ class Classifier(LightningModule):
         logits = self(x)
         base = 1.0
         extra = []
-        log_now = self._logs_this_step()
         for name, (fn, weight) in self.loss_terms.items():
             term = fn(x, logits, targets)
-            if log_now:
-                self.log(f"train/{name}", term, on_step=True, on_epoch=False)
+            self.log(f"train/{name}", term, on_step=True, on_epoch=False)
             extra.append(term)
             base *= weight
         ce = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         loss = base * ce + sum(extra)
         # update() only accumulates counts; calling the metric would also compute a per-batch value nobody reads.
         self.metrics["train_"].update(logits.detach(), y if targets.dim() == 1 else targets.argmax(1))
-        if log_now:
-            self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True)  # every step: callbacks read it from callback_metrics
         return loss
 
-    def _logs_this_step(self) -> bool:
-        """True on the steps whose values a logger will write (every `log_every_n_steps`-th, and the last).
-
-        `self.log` costs tens to hundreds of microseconds of bookkeeping per call; on the other steps
-        the value is overwritten unread. Measured effect: results/bench/step_overhead.md.
-        """
-        trainer = self._trainer
-        connector = getattr(trainer, "_logger_connector", None)  # Lightning's own "write logs now?" rule
-        return connector is None or bool(trainer.fast_dev_run) or connector.should_update_logs
-
     def on_train_epoch_end(self) -> None:
+        # Logged once per epoch from counts accumulated by update(), not via self.log every step:
+        # each self.log call costs Lightning bookkeeping (measured: results/bench/step_overhead*.md).
         metric = self.metrics["train_"]
-        if metric.update_count:  # epoch-level train accuracy from counts accumulated by update()
+        if metric.update_count:
             self.log("train/acc", metric.compute())
         metric.reset()
 

@@ -13,16 +13,14 @@ import argparse
 import io
 import json
 import math
-import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callbacks.run_record import atomic_write_text
+from callbacks.run_record import atomic_write, atomic_write_text
 from scripts.stats import mean_std, welch_diff
 
 SKIP_DIRS = {"prerequisites", "slurm"}
@@ -186,18 +184,6 @@ def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: fl
     return buf.getvalue()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Bytes twin of `atomic_write_text` (temp file + rename), for the PNG."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline") -> list[dict]:
     plan, runs, pre, incomplete = collect(root)
     if not runs:
@@ -209,7 +195,8 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale))
     atomic_write_text(out / "results.csv", csv_text(rows))
-    atomic_write_bytes(out / "chart.png", chart_png(name, rows, metric, baseline, scale))
+    png = chart_png(name, rows, metric, baseline, scale)
+    atomic_write(out / "chart.png", lambda fh: fh.write(png))
     shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
     for r in runs + pre:
         atomic_write_text(out / "raw" / r.label / "metrics.json", r.raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -126,8 +127,19 @@ class TrickbenchCLI(LightningCLI):
 
 
 
+def finish_wandb_run() -> None:
+    """End this invocation's W&B run: Lightning's WandbLogger leaves it open, and the next `main()` in the same
+    Python process (tests, notebooks) would otherwise log into it instead of starting (or resuming) its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
 def main(args: Any = None) -> TrickbenchCLI:
-    return TrickbenchCLI(args=args)
+    try:
+        return TrickbenchCLI(args=args)
+    finally:
+        finish_wandb_run()
 
 
 if __name__ == "__main__":

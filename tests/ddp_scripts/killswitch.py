@@ -7,6 +7,7 @@ rank 0, so a 2-process run can be compared with a 1-process run step by step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -43,7 +44,8 @@ class RecordBatches(Callback):
     """Per rank, per training batch: what went in and what came out, as JSON lines in `<path>.rank<r>`.
 
     x_sum is the augmented batch (after `on_after_batch_transfer`); y the labels; lr and drop
-    the learning rate and drop-path rates in force; loss the rank's own loss.
+    the learning rate and drop-path rates in force; loss the rank's own loss; rng a hash of
+    the global torch RNG state after the step (which stream this rank drew from).
     """
 
     def __init__(self, path: str) -> None:
@@ -55,6 +57,7 @@ class RecordBatches(Callback):
             "step": trainer.global_step, "epoch": trainer.current_epoch, "batch_idx": batch_idx,
             "x_sum": float(batch[0].double().sum()), "y": batch[1].tolist(), "loss": float(outputs["loss"]),
             "lr": trainer.optimizers[0].param_groups[0]["lr"], "drop": drops,
+            "rng": hashlib.md5(torch.get_rng_state().numpy().tobytes()).hexdigest()[:12],  # global stream
         }  # fmt: skip
         with open(f"{self.path}.rank{trainer.global_rank}", "a") as fh:
             fh.write(json.dumps(row) + "\n")
