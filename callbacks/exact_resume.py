@@ -57,5 +57,5 @@ class ExactResume(Callback):
         restore_pending_loader_state(trainer)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int) -> None:
-        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", "0"))
         reseed_globals(derive_seed(seed, "global", trainer.global_rank, batches_seen(trainer)))

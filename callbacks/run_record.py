@@ -7,8 +7,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 

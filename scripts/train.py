@@ -26,9 +26,9 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from callbacks.atomic_checkpoint import AtomicCheckpointIO
+from callbacks.exact_resume import ExactResume
 from callbacks.finite_guard import FiniteLossGuard
 from callbacks.run_record import RunRecord, atomic_write_text
-from callbacks.exact_resume import ExactResume
 
 STARTED_AT = time.perf_counter()
 
@@ -87,12 +87,11 @@ class TrickbenchCLI(LightningCLI):
         config["default_root_dir"] = str(run_dir)
         if config.get("logger") in (None, True):
             wb = cfg.wandb
-            config["logger"] = [
-                CSVLogger(str(run_dir), name="csv", version=""),
-                WandbLogger(project=wb.project, group=wb.group, tags=list(wb.tags) or None, name=wb.name or run_dir.name,
-                            save_dir=str(run_dir), mode=wandb_mode(),
-                            id=self._wandb_run_id(run_dir), resume="allow"),  # fmt: skip
-            ]
+            wandb_logger = WandbLogger(
+                project=wb.project, group=wb.group, tags=list(wb.tags) or None, name=wb.name or run_dir.name,
+                save_dir=str(run_dir), mode=wandb_mode(), id=self._wandb_run_id(run_dir), resume="allow",
+            )  # fmt: skip
+            config["logger"] = [CSVLogger(str(run_dir), name="csv", version=""), wandb_logger]
         own = list(config.get("callbacks") or [])
         plugins = config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]

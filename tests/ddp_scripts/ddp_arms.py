@@ -85,7 +85,7 @@ def run_arms(out: Path, mnist: Path, cifar: Path, teacher: Path, ddp: bool) -> N
         run = out / name
         run.mkdir(parents=True, exist_ok=True)
         cfg = run.parent / f"{name}.yaml"
-        fill = dict(out=run, teacher=teacher, mnist=mnist, cifar=cifar, batch=batch)
+        fill = {"out": run, "teacher": teacher, "mnist": mnist, "cifar": cifar, "batch": batch}
         cfg.write_text(COMMON.format(**fill) + body.format(**fill))
         main(["fit", "--config", str(cfg), "--run_dir", str(run), "--test_after_fit", "false", *placement])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
