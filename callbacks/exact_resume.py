@@ -30,7 +30,19 @@ def batches_seen(trainer: Trainer) -> int:
 
 
 def reseed_globals(seed: int) -> None:
-    torch.manual_seed(seed)  # also seeds every CUDA device
+    """Seed torch (CPU + every initialised accelerator), numpy and `random`.
+
+    Not `torch.manual_seed`: for each accelerator module that is not initialised (CUDA on a CPU run; XPU,
+    MTIA on a CUDA run) it queues a lazy seed call together with `traceback.format_stack()`, about 1 ms
+    of CPU per call under Lightning's deep stack, i.e. per training batch (measured: ~10% of the MNIST MLP
+    CLI run, results/bench/time_to_acc_mlp.md). A device the run trains on is initialised before the first
+    batch, so seeding only initialised ones draws the same streams.
+    """
+    torch.default_generator.manual_seed(seed)
+    for accel in (torch.cuda, torch.xpu, torch.mtia):
+        if accel.is_initialized():
+            accel.manual_seed_all(seed)
+    torch.mps.manual_seed(seed)  # returns at once when torch has no MPS; no lazy queue
     np.random.seed(seed % 2**32)
     random.seed(seed)
 

@@ -41,6 +41,7 @@ class GAN(LightningModule):
         generator: nn.Module,
         discriminator: nn.Module,
         latent_dim: int = 100,
+        num_classes: int = 0,
         optimizer_g: OptimizerCallable = torch.optim.Adam,
         optimizer_d: OptimizerCallable = torch.optim.Adam,
     ) -> None:
@@ -60,26 +61,42 @@ class GAN(LightningModule):
                 "normalises them. Set `data.init_args.normalize: false`."
             )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Generated images in [-1, 1]."""
-        return torch.tanh(self.generator(z))
+    def _onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        k = self.hparams.num_classes
+        return None if k == 0 or y is None else F.one_hot(y.long(), k).float()
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Generated images in [-1, 1]; `y` (class ids) only for a conditional GAN."""
+        code = self._onehot(y)
+        return torch.tanh(self.generator(z if code is None else torch.cat([z, code], 1)))
+
+    def discriminate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        code = self._onehot(y)
+        if code is not None:
+            x = torch.cat([x, code[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+        return self.discriminator(x)
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.hparams.latent_dim, device=self.device)
 
+    def labels(self, n: int) -> torch.Tensor | None:
+        """Classes 0, 1, ..., K-1, 0, 1, ... for a conditional GAN (balanced by construction), else None."""
+        k = self.hparams.num_classes
+        return torch.arange(n, device=self.device) % k if k else None
+
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
         """n generated images in [0, 1]."""
-        return (self(self.noise(n)) + 1) / 2
+        return (self(self.noise(n), self.labels(n)) + 1) / 2
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        real = batch[0] * 2 - 1
-        fake = self(self.noise(len(real)))
+        real, y = batch[0] * 2 - 1, (batch[1] if self.hparams.num_classes else None)
+        fake = self(self.noise(len(real)), y)  # conditional: fakes of the same classes as the real batch
 
         # D step: G's output is detached, so no generator gradients are computed.
         self.toggle_optimizer(opt_d)
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
+        real_logits, fake_logits = self.discriminate(real, y), self.discriminate(fake.detach(), y)
         loss_d = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
@@ -88,7 +105,7 @@ class GAN(LightningModule):
 
         # G step on the same fakes; toggling freezes D's parameters, so only G receives gradients.
         self.toggle_optimizer(opt_g)
-        loss_g = generator_loss(self.discriminator(fake))
+        loss_g = generator_loss(self.discriminate(fake, y))
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
@@ -98,8 +115,8 @@ class GAN(LightningModule):
         self.log_dict({"train/d_real": torch.sigmoid(real_logits).mean(), "train/d_fake": torch.sigmoid(fake_logits).mean()})
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
-        real = batch[0] * 2 - 1
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(self(self.noise(len(real))))
+        real, y = batch[0] * 2 - 1, (batch[1] if self.hparams.num_classes else None)
+        real_logits, fake_logits = self.discriminate(real, y), self.discriminate(self(self.noise(len(real)), y), y)
         acc = torch.cat([real_logits > 0, fake_logits <= 0]).float().mean()
         self.log_dict({f"{stage}/loss_d": discriminator_loss(real_logits, fake_logits), f"{stage}/d_acc": acc},
                       sync_dist=True)  # fmt: skip
@@ -113,7 +130,8 @@ class GAN(LightningModule):
     @torch.no_grad()
     def image_grids(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Generated images from a fixed set of latent points, so grids are comparable across epochs."""
-        return {"samples": (self(self.fixed_z.to(x.dtype)) + 1) / 2}
+        z = self.fixed_z.to(x.dtype)
+        return {"samples": (self(z, self.labels(len(z))) + 1) / 2}
 
     def configure_optimizers(self):
         return [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]

@@ -47,7 +47,7 @@ def load_run(run_dir: str | Path, ckpt: str = "checkpoints/last.ckpt") -> tuple[
     parser = ArgumentParser()
     parser.add_argument("--model", type=LightningModule)
     parser.add_argument("--data", type=LightningDataModule)
-    objs = parser.instantiate_classes(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
+    objs = parser.instantiate(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
     state = torch.load(run_dir / ckpt, map_location="cpu", weights_only=True)["state_dict"]
     objs.model.load_state_dict(state, strict=False)  # non-persistent buffers (fixed_z) are not saved
     return objs.model.eval(), objs.data
@@ -81,8 +81,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gan, _ = load_run(args.gan_run)
     classifier, cdm = load_run(args.classifier_run)
     result = {"num_samples": args.num_samples, "min_share": args.min_share, "classifier_run": str(args.classifier_run)}
-    result["generated"] = classifier_score(classify(classifier, cdm, generate(gan, args.num_samples, args.seed)),
-                                           args.min_share)  # fmt: skip
+    probs = classify(classifier, cdm, generate(gan, args.num_samples, args.seed))
+    result["generated"] = classifier_score(probs, args.min_share)
+    if gan.hparams.get("num_classes"):  # conditional GAN: does the classifier read the digit that was asked for?
+        asked = torch.cat([gan.labels(min(1000, args.num_samples - i)) for i in range(0, args.num_samples, 1000)])
+        result["generated"]["label_agreement"] = float((probs.argmax(1) == asked.cpu()).double().mean())
     if args.reference:
         cdm.setup("test")
         real = cdm.splits["test"][0][: args.num_samples].float() / 255

@@ -12,13 +12,15 @@ IMAGE_CONFIGS = {
     "configs/mnist_vae.yaml": ("fake_mnist", VAE),
     "configs/mnist_ae.yaml": ("fake_mnist", AutoEncoder),
     "configs/mnist_gan.yaml": ("fake_mnist", GAN),
+    "configs/mnist_gan.yaml+configs/mnist_cgan.yaml": ("fake_mnist", GAN),
     "configs/cifar10_vae.yaml": ("fake_cifar", VAE),
     "configs/cifar10_gan.yaml": ("fake_cifar", GAN),
 }
 
 
 def _instantiate(config: str, tmp_path, *extra: str) -> TrickbenchCLI:
-    args = ["--config", config, "--trainer.logger", "false", "--run_dir", str(tmp_path / "run"), *extra]
+    configs = [a for c in config.split("+") for a in ("--config", c)]  # "a.yaml+b.yaml": b stacked on a
+    args = [*configs, "--trainer.logger", "false", "--run_dir", str(tmp_path / "run"), *extra]
     return TrickbenchCLI(args=args, run=False)
 
 

@@ -63,3 +63,15 @@ def test_classifier_score_extremes():
     assert unsure["score"] == pytest.approx(1.0, rel=1e-6)
     half = classifier_score(eye[:5].repeat(20, 1))  # five digits, confidently
     assert half["score"] == pytest.approx(5.0, rel=1e-6) and half["coverage"] == 5
+
+
+def test_conditional_gan_trains_and_samples_every_class_equally():
+    torch.manual_seed(0)
+    gan = GAN(ConvDecoder(8 + 10, 1, 28, 8), ConvEncoder(1 + 10, 28, 8, 1), latent_dim=8, num_classes=10)
+    loader = DataLoader(TensorDataset(torch.rand(16, 1, 28, 28), torch.arange(16) % 10), batch_size=16)
+    trainer = Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(gan, train_dataloaders=loader)
+    assert torch.isfinite(trainer.callback_metrics["train/loss_d"])
+    assert torch.bincount(gan.labels(30), minlength=10).tolist() == [3] * 10
+    assert gan.eval().sample(20).shape == (20, 1, 28, 28)
