@@ -12,7 +12,7 @@ IMAGE_CONFIGS = {
     "configs/mnist_vae.yaml": ("fake_mnist", VAE),
     "configs/mnist_ae.yaml": ("fake_mnist", AutoEncoder),
     "configs/mnist_gan.yaml": ("fake_mnist", GAN),
-    "configs/mnist_gan.yaml+configs/mnist_cgan.yaml": ("fake_mnist", GAN),
+    "configs/mnist_gan.yaml+configs/variants/mnist_cgan.yaml": ("fake_mnist", GAN),
     "configs/cifar10_vae.yaml": ("fake_cifar", VAE),
     "configs/cifar10_gan.yaml": ("fake_cifar", GAN),
 }
