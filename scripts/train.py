@@ -3,7 +3,7 @@
 LightningCLI with three additions: every run gets a run directory (resolved config,
 checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the final weights
 (`--test_after_fit false` to skip), and W&B falls back to offline mode when no API key is set.
-Reliability defaults (docs/readme_guarantees.md): checkpoints are written atomically, global RNGs are
+Reliability defaults (README, "Guarantees"): checkpoints are written atomically, global RNGs are
 reseeded per batch from (seed, rank, batch) so a resumed run is bitwise the uninterrupted one, a
 NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the same W&B run.
 """

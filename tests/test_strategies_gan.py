@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_modules import GAN
@@ -75,3 +75,63 @@ def test_conditional_gan_trains_and_samples_every_class_equally():
     assert torch.isfinite(trainer.callback_metrics["train/loss_d"])
     assert torch.bincount(gan.labels(30), minlength=10).tolist() == [3] * 10
     assert gan.eval().sample(20).shape == (20, 1, 28, 28)
+
+
+def test_one_sided_label_smoothing_moves_the_real_optimum():
+    # With target 0.9 the real term -[0.9 log p + 0.1 log(1 - p)] is smallest at p = 0.9 (logit log 9),
+    # where it equals the entropy H(0.9) = 0.3251 nats; fakes keep target 0, so their term is unchanged.
+    fake = torch.full((4, 1), -30.0)  # fake term ~0
+    best = discriminator_loss(torch.full((4, 1), math.log(9)), fake, real_label=0.9).item()
+    assert best == pytest.approx(-(0.9 * math.log(0.9) + 0.1 * math.log(0.1)), rel=1e-5)
+    for logit in (math.log(9) - 0.5, math.log(9) + 0.5, 20.0):
+        assert discriminator_loss(torch.full((4, 1), logit), fake, real_label=0.9).item() > best
+    zero = torch.zeros(4, 1)
+    assert discriminator_loss(zero, zero, 0.9).item() == pytest.approx(2 * math.log(2), rel=1e-6)
+
+
+class _RecordGenerator(Callback):
+    def __init__(self) -> None:
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.states.append({k: v.clone() for k, v in pl_module.generator.state_dict().items()})
+
+
+def test_ema_of_generator_follows_the_closed_form_and_is_what_sample_uses():
+    torch.manual_seed(0)
+    decay = 0.5
+    gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, real_label=0.9, ema_decay=decay)
+    loader = DataLoader(TensorDataset(torch.rand(48, 1, 28, 28), torch.zeros(48)), batch_size=16)
+    record = _RecordGenerator()
+    trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[record],
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(gan, train_dataloaders=loader)
+    # EMA_1 = G_1 (first update copies), EMA_k = decay * EMA_{k-1} + (1 - decay) * G_k, for every weight.
+    g1, g2, g3 = record.states
+    ema = dict(gan.generator_ema.module.named_parameters())
+    for key, value in ema.items():
+        expected = decay * (decay * g1[key] + (1 - decay) * g2[key]) + (1 - decay) * g3[key]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(ema["project.0.weight"], g3["project.0.weight"])  # the average lags the live G
+    # BatchNorm statistics are recomputed for the averaged weights: the first BN's running mean is the
+    # per-channel mean of the averaged projection over the refresh noise (seed 0, 2 batches of 32).
+    gan.refresh_ema_bn(batches=2, batch_size=32)
+    rng = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(32, 8, generator=rng) for _ in range(2)])
+    net = gan.generator_ema.module
+    with torch.no_grad():
+        torch.testing.assert_close(net.project[2].running_mean, net.project[:2](z).mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert not any(p.requires_grad for p in gan.generator_ema.parameters())
+    gan.eval()
+    torch.manual_seed(1)
+    z = gan.noise(4)
+    torch.manual_seed(1)
+    torch.testing.assert_close(gan.sample(4), (torch.tanh(gan.generator_ema.module(z)) + 1) / 2)
+    assert "generator_ema.module.project.0.weight" in gan.state_dict()  # saved with the checkpoint
+
+
+def test_bad_gan_arguments_say_what_to_use():
+    with pytest.raises(ValueError, match="ema_decay"):
+        GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, ema_decay=1.0)
+    with pytest.raises(ValueError, match="real_label"):
+        GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, real_label=0.1)
