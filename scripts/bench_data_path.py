@@ -78,7 +78,7 @@ def _drain(batches, max_images: int) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data_dir", default="/work/data")
+    ap.add_argument("--data_dir", default="data")
     ap.add_argument("--batch_size", type=int, default=512)
     ap.add_argument("--images", type=int, default=10240, help="images timed per measurement")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1])

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--data_dir", default="/work/data")
+    ap.add_argument("--data_dir", default="data")
     ap.add_argument("--val_size", type=int, default=None, help="override the recipe's hold-out (tests' tiny data)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--tiny", action="store_true", help="a few batches per run: checks the plumbing only")
