@@ -7,11 +7,13 @@ and generated distributions) but does not vanish while D is winning. Two optimiz
 by hand each batch (Lightning manual optimisation). Pixels in [0, 1] from the DataModule
 (`normalize: false`) are mapped to [-1, 1] to match G's tanh output.
 
-Two standard stabilisers, both off by default: one-sided label smoothing (`real_label: 0.9`, Salimans
+Three standard stabilisers, all off by default: one-sided label smoothing (`real_label: 0.9`, Salimans
 et al. 2016: D's target for real images only, so D cannot grow arbitrarily confident on them and G's
 gradient stays informative) and an exponential moving average of G's weights (`ema_decay`, as in
 Karras et al. 2018 / Brock et al. 2019), used for `sample()` and the image grids: the live G oscillates
-around the game's equilibrium, and the average of its recent weights draws cleaner digits.
+around the game's equilibrium, and the average of its recent weights draws cleaner digits. Third, the R1
+gradient penalty on D at real images (`r1_gamma`, Mescheder et al. 2018), which makes the game converge
+locally instead of circling.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+
+from lightning_modules import optim
 
 
 def discriminator_loss(
@@ -32,6 +36,14 @@ def discriminator_loss(
     real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """E ||grad_x D(x)||^2 over real images (Mescheder et al. 2018): penalising D's slope on the data keeps
+    the non-saturating game from oscillating around its equilibrium. `real` must require grad and
+    `real_logits` be computed from it; the graph is kept so the penalty itself can be backpropagated."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
 
 
 def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -56,17 +68,21 @@ class GAN(LightningModule):
         num_classes: int = 0,
         optimizer_g: OptimizerCallable = torch.optim.Adam,
         optimizer_d: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
         real_label: float = 1.0,
         ema_decay: float = 0.0,
+        r1_gamma: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0.5 <= real_label <= 1.0:
             raise ValueError(f"real_label is D's target for reals: 1.0 (off) or e.g. 0.9, got {real_label}")
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA of G; e.g. 0.999), got {ema_decay}")
-        self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d"])
+        if r1_gamma < 0:
+            raise ValueError(f"r1_gamma weighs D's gradient penalty on reals: 0 (off) or e.g. 10, got {r1_gamma}")
+        self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d", "lr_scheduler"])
         self.generator, self.discriminator = generator, discriminator
-        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.optimizer_g, self.optimizer_d, self.lr_scheduler = optimizer_g, optimizer_d, lr_scheduler
         self.automatic_optimization = False
         # Lightning's EMAWeightAveraging callback averages the whole module (D too) and swaps weights around
         # validation; here only G is averaged, every step, and the average is a submodule so it is saved in
@@ -150,8 +166,13 @@ class GAN(LightningModule):
 
         # D step: G's output is detached, so no generator gradients are computed.
         self.toggle_optimizer(opt_d)
-        real_logits, fake_logits = self.discriminate(real, y), self.discriminate(fake.detach(), y)
+        r1 = self.hparams.r1_gamma > 0
+        real_logits, fake_logits = self.discriminate(real.requires_grad_(r1), y), self.discriminate(fake.detach(), y)
         loss_d = discriminator_loss(real_logits, fake_logits, self.hparams.real_label)
+        if r1:
+            penalty = r1_penalty(real_logits, real)
+            loss_d = loss_d + self.hparams.r1_gamma / 2 * penalty
+            self.log("train/r1", penalty)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
@@ -166,6 +187,8 @@ class GAN(LightningModule):
         self.untoggle_optimizer(opt_g)
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
+        for scheduler in self.lr_schedulers() or []:  # manual optimisation: Lightning leaves stepping to us
+            scheduler.step()
 
         self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, prog_bar=True)
         self.log_dict({"train/d_real": torch.sigmoid(real_logits).mean(), "train/d_fake": torch.sigmoid(fake_logits).mean()})
@@ -190,4 +213,10 @@ class GAN(LightningModule):
         return {"samples": (self._generate(self.sampler, z, self.labels(len(z))) + 1) / 2}
 
     def configure_optimizers(self):
-        return [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
+        """Adam for G and for D; `lr_scheduler` (e.g. `lightning_modules.optim.CosineAnnealingLR`, its
+        length filled from the Trainer) is built once per optimizer and stepped every batch."""
+        opts = [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
+        if self.lr_scheduler is None:
+            return opts
+        length = optim.run_length_kwargs(self.lr_scheduler, int(self.trainer.estimated_stepping_batches))
+        return opts, [{"scheduler": self.lr_scheduler(opt, **length), "interval": "step"} for opt in opts]

@@ -7,12 +7,16 @@ classifier in place of Inception: 1 (every sample equally ambiguous, or all the 
 10 (every sample a confident digit, all 10 digits equally often). Coverage = the number of
 classes that receive at least `min_share` of the argmax predictions. Writes `<gan_run>/score.json`;
 `--reference` also scores the real test images (the ceiling for this classifier).
+`--trajectory` instead scores every `checkpoints/epoch=*.ckpt` of the run in step order (keep them with a
+`ModelCheckpoint(save_top_k: -1)`), the live G and, if the run has one, the EMA G, and writes
+`<gan_run>/trajectory.jsonl`: how the score grew during training.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,28 @@ def generate(gan: LightningModule, n: int, seed: int, batch: int = 1000) -> torc
     return torch.cat([gan.sample(min(batch, n - i)) for i in range(0, n, batch)])
 
 
+def trajectory(gan_run: str | Path, classifier: LightningModule, cdm: LightningDataModule, n: int, seed: int,
+               min_share: float) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per epoch checkpoint: score, mean max p and smallest class share of the EMA G (if any), then G."""
+    ckpts = sorted(Path(gan_run, "checkpoints").glob("epoch=*.ckpt"), key=lambda p: int(re.search(r"step=(\d+)", p.name)[1]))
+    if not ckpts:
+        raise FileNotFoundError(f"no checkpoints/epoch=*.ckpt in {gan_run}: train with ModelCheckpoint(save_top_k=-1).")
+    rows = []
+    for ckpt in ckpts:
+        gan, _ = load_run(gan_run, f"checkpoints/{ckpt.name}")
+        row: dict[str, Any] = {"ckpt": ckpt.name}
+        for name in ("ema", "live") if gan.generator_ema is not None else ("live",):
+            if name == "live":
+                gan.generator_ema = None  # `sampler` falls back to the live G
+            s = classifier_score(classify(classifier, cdm, generate(gan, n, seed)), min_share)
+            row |= {name: round(s["score"], 3), f"{name}_maxp": round(s["mean_max_prob"], 3),
+                    f"{name}_minshare": min(s["class_share"])}  # fmt: skip
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    atomic_write_text(Path(gan_run) / "trajectory.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gan_run", required=True)
@@ -77,9 +103,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--min_share", type=float, default=0.01, help="share of samples a class needs to count as covered")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", action="store_true", help="also score the real test images")
+    ap.add_argument("--trajectory", action="store_true", help="score every epoch checkpoint instead (trajectory.jsonl)")
     args = ap.parse_args(argv)
-    gan, _ = load_run(args.gan_run)
     classifier, cdm = load_run(args.classifier_run)
+    if args.trajectory:
+        return {"trajectory": trajectory(args.gan_run, classifier, cdm, args.num_samples, args.seed, args.min_share)}
+    gan, _ = load_run(args.gan_run)
     result = {"num_samples": args.num_samples, "min_share": args.min_share, "classifier_run": str(args.classifier_run)}
     probs = classify(classifier, cdm, generate(gan, args.num_samples, args.seed))
     result["generated"] = classifier_score(probs, args.min_share)

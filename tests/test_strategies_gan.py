@@ -10,7 +10,7 @@ from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_modules import GAN
-from lightning_modules.gan import discriminator_loss, generator_loss
+from lightning_modules.gan import discriminator_loss, generator_loss, r1_penalty
 from lightning_modules.nets import ConvDecoder, ConvEncoder
 from scripts.score_gan import classifier_score
 
@@ -25,13 +25,25 @@ def test_losses_at_known_points():
     assert generator_loss(torch.full((8, 1), -20.0)).item() == pytest.approx(20.0, rel=1e-3)
 
 
-def _tiny_gan() -> GAN:
+def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
     torch.manual_seed(0)
-    return GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8)
+    w = torch.randn(1, 1, 28, 28)
+    real = torch.rand(5, 1, 28, 28, requires_grad=True)
+    quadratic = r1_penalty((real**2 * w).flatten(1).sum(1, keepdim=True), real)  # grad = 2 w x, per sample
+    linear = r1_penalty((real * w).flatten(1).sum(1, keepdim=True), real)  # grad = w for every sample
+    assert linear.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-5)
+    assert quadratic.item() == pytest.approx((2 * w * real).pow(2).flatten(1).sum(1).mean().item(), rel=1e-5)
+    assert quadratic.requires_grad  # kept in the graph, so D's loss can be backpropagated through it
 
 
-def test_one_training_step_moves_both_networks():
-    gan = _tiny_gan()
+def _tiny_gan(d_norm: str = "bn", r1_gamma: float = 0.0) -> GAN:
+    torch.manual_seed(0)
+    return GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1, norm=d_norm), latent_dim=8, r1_gamma=r1_gamma)
+
+
+@pytest.mark.parametrize(("d_norm", "r1_gamma"), [("bn", 0.0), ("spectral", 0.0), ("bn", 10.0)])
+def test_one_training_step_moves_both_networks(d_norm: str, r1_gamma: float):
+    gan = _tiny_gan(d_norm, r1_gamma)
     before = {k: v.clone() for k, v in gan.state_dict().items()}
     loader = DataLoader(TensorDataset(torch.rand(32, 1, 28, 28), torch.zeros(32)), batch_size=16)
     trainer = Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -39,11 +51,53 @@ def test_one_training_step_moves_both_networks():
     trainer.fit(gan, train_dataloaders=loader)
     after = gan.state_dict()
     for net in ("generator", "discriminator"):
-        moved = [k for k in before if k.startswith(net) and k.endswith("weight") and not torch.equal(before[k], after[k])]
+        weights = [k for k in before if k.startswith(net) and k.endswith(("weight", "weight.original"))]
+        moved = [k for k in weights if not torch.equal(before[k], after[k])]
         assert moved, f"{net} did not change"
     opt_g, opt_d = trainer.optimizers
     assert all(opt.state_dict()["state"][0]["step"].item() == 1 for opt in (opt_g, opt_d))
     assert {"train/loss_d", "train/loss_g", "train/d_real", "train/d_fake"} <= set(trainer.callback_metrics)
+    assert ("train/r1" in trainer.callback_metrics) == (r1_gamma > 0)
+
+
+def test_spectral_norm_discriminator_layers_have_unit_spectral_norm():
+    torch.manual_seed(0)
+    plain, spectral = ConvEncoder(1, 28, 8, 1, norm="none"), ConvEncoder(1, 28, 8, 1, norm="spectral")
+    for _ in range(30):  # each training-mode forward runs one power iteration per layer
+        spectral(torch.randn(4, 1, 28, 28))
+
+    def sigmas(enc: ConvEncoder) -> list[float]:
+        layers = [m for m in enc.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        return [torch.linalg.matrix_norm(m.weight.detach().flatten(1), 2).item() for m in layers]
+
+    assert len(sigmas(spectral)) == 3 and sigmas(spectral) == pytest.approx([1.0] * 3, rel=1e-3)
+    assert not any(abs(s - 1) < 0.05 for s in sigmas(plain))  # the default init is not normalised
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in spectral.modules())
+
+
+def test_lr_scheduler_steps_both_optimizers_every_batch_over_the_whole_run():
+    from functools import partial
+
+    from lightning_modules.optim import CosineAnnealingLR
+
+    torch.manual_seed(0)
+    gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, lr_scheduler=partial(CosineAnnealingLR),
+              optimizer_g=partial(torch.optim.Adam, lr=1e-3), optimizer_d=partial(torch.optim.Adam, lr=4e-3))  # fmt: skip
+    lrs = []
+
+    class RecordLR(Callback):
+        def on_train_batch_start(self, trainer, *args) -> None:
+            lrs.append([opt.param_groups[0]["lr"] for opt in trainer.optimizers])
+
+    loader = DataLoader(TensorDataset(torch.rand(64, 1, 28, 28), torch.zeros(64)), batch_size=16)  # 4 batches
+    trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[RecordLR()],
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(gan, train_dataloaders=loader)
+    # T_max filled from the Trainer (8 batches, not 16 optimizer steps): half-cosine from each base LR to 0.
+    expected = [(1 + math.cos(math.pi * t / 8)) / 2 for t in range(8)]
+    assert [g for g, _ in lrs] == pytest.approx([1e-3 * f for f in expected])
+    assert [d for _, d in lrs] == pytest.approx([4e-3 * f for f in expected])
+    assert [opt.param_groups[0]["lr"] for opt in trainer.optimizers] == pytest.approx([0.0, 0.0], abs=1e-12)
 
 
 def test_samples_are_images_in_unit_range():
@@ -135,3 +189,5 @@ def test_bad_gan_arguments_say_what_to_use():
         GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, ema_decay=1.0)
     with pytest.raises(ValueError, match="real_label"):
         GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, real_label=0.1)
+    with pytest.raises(ValueError, match="r1_gamma"):
+        GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, r1_gamma=-1.0)

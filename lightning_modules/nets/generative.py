@@ -29,23 +29,31 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if kind == "bn" else nn.Identity()
 
 
+def _spectral(layer: nn.Module, kind: str) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(layer) if kind == "spectral" else layer
+
+
 class ConvEncoder(nn.Module):
-    """(N, C, S, S) -> (N, output_dim). Width doubles at every stage: width, 2*width, ..."""
+    """(N, C, S, S) -> (N, output_dim). Width doubles at every stage: width, 2*width, ...
+
+    `norm`: "bn" (DCGAN), "none", or "spectral": every conv and the head divided by its largest singular
+    value (Miyato et al. 2018, torch's `spectral_norm` parametrisation), the usual GAN-discriminator choice:
+    it bounds D's Lipschitz constant without coupling the samples of a batch as BatchNorm does."""
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 32, output_dim: int = 40,
-                 norm: Literal["bn", "none"] = "bn") -> None:  # fmt: skip
+                 norm: Literal["bn", "none", "spectral"] = "bn") -> None:  # fmt: skip
         super().__init__()
         stages, side = downsample_plan(image_size)
         layers: list[nn.Module] = []
         c_in = in_channels
         for i in range(stages):
             c_out = width * 2**i
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=i == 0 or norm == "none")]
+            layers += [_spectral(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=i == 0 or norm != "bn"), norm)]
             # DCGAN: no normalisation on the first layer, which sees raw pixels.
             layers += [nn.Identity() if i == 0 else _norm(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
             c_in = c_out
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(c_in * side * side, output_dim)
+        self.head = _spectral(nn.Linear(c_in * side * side, output_dim), norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
