@@ -105,6 +105,9 @@ class TrickbenchCLI(LightningCLI):
                 callbacks.append(default())
         if not any(isinstance(c, ModelCheckpoint) for c in own):
             callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True))
+        for c in own:  # a configured ModelCheckpoint without a dirpath saves into the run directory too
+            if isinstance(c, ModelCheckpoint) and c.dirpath is None:
+                c.dirpath = str(run_dir / "checkpoints")
         bar = config.get("enable_progress_bar")
         if bar is None and not sys.stdout.isatty() and not any(isinstance(c, ProgressBar) for c in own):
             # Left unset while stdout is a file or pipe (SLURM log, subprocess): a bar there prints only its

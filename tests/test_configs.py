@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from scripts.train import TrickbenchCLI
 
@@ -39,4 +40,8 @@ def test_trainer_fragments_stack(fragment, tmp_path):
         assert cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm is True
         return
     cli = instantiate(ROOT / "configs" / "synthetic_mlp.yaml", fragment, extra=["--run_dir", str(tmp_path)])
+    if fragment.name == "keep_epoch_checkpoints.yaml":  # replaces the default checkpoint, in the run directory
+        (ckpt,) = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        assert ckpt.save_top_k == -1 and ckpt.save_last and ckpt.dirpath == str(tmp_path / "checkpoints")
+        return
     assert cli.trainer.max_epochs == 1 and cli.trainer.limit_train_batches == 2

@@ -20,13 +20,7 @@ def _fit(cfg: str, data_dir, run_dir, *extra: str) -> None:
 
 def test_score_and_trajectory_of_a_tiny_gan_run(fake_mnist, tmp_path):
     _fit("configs/mnist_mlp.yaml", fake_mnist, tmp_path / "clf")
-    every_epoch = tmp_path / "every_epoch.yaml"  # keep one checkpoint per epoch, as the trajectory needs
-    every_epoch.write_text(f"""trainer:
-  callbacks+:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {tmp_path / 'gan' / 'checkpoints'}, save_top_k: -1, every_n_epochs: 1, save_last: true}}
-""")
-    _fit("configs/mnist_gan.yaml", fake_mnist, tmp_path / "gan", "--config", str(every_epoch),
+    _fit("configs/mnist_gan.yaml", fake_mnist, tmp_path / "gan", "--config", "configs/trainer/keep_epoch_checkpoints.yaml",
          "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0", "--model.init_args.ema_decay", "0.9")  # fmt: skip
 
     final = score_main(["--gan_run", str(tmp_path / "gan"), "--classifier_run", str(tmp_path / "clf"),
