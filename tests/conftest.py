@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny datasets written in the real on-disk formats (no network, no real data)."""
+"""Shared fixtures: tiny datasets written in the real on-disk formats (no network, no real data), and a smoke fit."""
 
 from __future__ import annotations
 
@@ -65,3 +65,14 @@ def fake_mnist(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_cifar(tmp_path: Path) -> Path:
     return make_fake_cifar(tmp_path / "data")
+
+
+def fit_smoke(cfg: str, data_dir: Path, run_dir: Path, *extra: str):
+    """`scripts.train fit` of a repo config on a fake MNIST/CIFAR folder with `configs/trainer/cpu_smoke.yaml`
+    (a few CPU steps), a 32-image hold-out and no logger; `extra` are further CLI arguments."""
+    from scripts.train import main as train_main
+
+    return train_main(args=["fit", "--config", cfg, "--config", "configs/trainer/cpu_smoke.yaml",
+                            "--data.init_args.data_dir", str(data_dir), "--data.init_args.val_size", "32",
+                            "--data.init_args.accept_nonoriginal", "true", "--trainer.logger", "false",
+                            "--run_dir", str(run_dir), *extra])  # fmt: skip

@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import fit_smoke
 
 from scripts.score_gan import main as score_main
 from scripts.score_gan import trajectory
-from scripts.train import main as train_main
-
-
-def _fit(cfg: str, data_dir, run_dir, *extra: str) -> None:
-    train_main(args=["fit", "--config", cfg, "--config", "configs/trainer/cpu_smoke.yaml",
-                     "--data.init_args.data_dir", str(data_dir), "--data.init_args.val_size", "32",
-                     "--data.init_args.accept_nonoriginal", "true", "--trainer.logger", "false",
-                     "--run_dir", str(run_dir), *extra])  # fmt: skip
 
 
 def test_score_and_trajectory_of_a_tiny_gan_run(fake_mnist, tmp_path):
-    _fit("configs/mnist_mlp.yaml", fake_mnist, tmp_path / "clf")
-    _fit("configs/mnist_gan.yaml", fake_mnist, tmp_path / "gan", "--config", "configs/trainer/keep_epoch_checkpoints.yaml",
+    fit_smoke("configs/mnist_mlp.yaml", fake_mnist, tmp_path / "clf")
+    fit_smoke("configs/mnist_gan.yaml", fake_mnist, tmp_path / "gan", "--config", "configs/trainer/keep_epoch_checkpoints.yaml",
          "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0", "--model.init_args.ema_decay", "0.9")  # fmt: skip
 
     final = score_main(["--gan_run", str(tmp_path / "gan"), "--classifier_run", str(tmp_path / "clf"),

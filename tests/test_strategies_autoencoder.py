@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import fit_smoke
 from torch.distributions import Normal, kl_divergence
 
 from lightning_modules import VAE, AutoEncoder
 from lightning_modules.autoencoder import kl_to_standard_normal, reconstruction_loss, reparameterize
 from lightning_modules.nets import MLP, ConvDecoder, ConvEncoder
-from scripts.train import main as train_main
 
 
 def test_kl_matches_closed_form_on_fixed_input():
@@ -64,16 +64,8 @@ def test_conv_encoder_decoder_shapes(size, channels):
         ConvEncoder(1, 30)
 
 
-def _fit(cfg: str, data_dir, run_dir, *extra: str):
-    args = ["fit", "--config", cfg, "--config", "configs/trainer/cpu_smoke.yaml",
-            "--data.init_args.data_dir", str(data_dir), "--data.init_args.val_size", "32",
-            "--data.init_args.accept_nonoriginal", "true", "--trainer.logger", "false",
-            "--run_dir", str(run_dir), *extra]  # fmt: skip
-    return train_main(args=args)
-
-
 def test_vae_trains_on_fake_mnist_logs_nelbo_and_saves_grids(fake_mnist, tmp_path):
-    cli = _fit("configs/mnist_vae.yaml", fake_mnist, tmp_path / "run",
+    cli = fit_smoke("configs/mnist_vae.yaml", fake_mnist, tmp_path / "run",
                "--trainer.limit_train_batches", "3", "--data.init_args.batch_size", "32")  # fmt: skip
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["global_step"] == 3
@@ -87,7 +79,7 @@ def test_vae_trains_on_fake_mnist_logs_nelbo_and_saves_grids(fake_mnist, tmp_pat
 
 def test_autoencoder_refuses_normalised_pixels(fake_mnist, tmp_path):
     with pytest.raises(ValueError, match="normalize: false"):
-        _fit("configs/mnist_ae.yaml", fake_mnist, tmp_path / "run", "--data.init_args.normalize", "true")
+        fit_smoke("configs/mnist_ae.yaml", fake_mnist, tmp_path / "run", "--data.init_args.normalize", "true")
 
 
 def test_autoencoder_step_reduces_loss_on_a_fixed_batch():
