@@ -159,9 +159,13 @@ class GAN(LightningModule):
         """n generated images in [0, 1] (from `sampler`)."""
         return (self._generate(self.sampler, self.noise(n), self.labels(n)) + 1) / 2
 
+    def _real_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Real images mapped from [0, 1] to G's tanh range [-1, 1], and their labels for a conditional GAN."""
+        return batch[0] * 2 - 1, (batch[1] if self.hparams.num_classes else None)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        real, y = batch[0] * 2 - 1, (batch[1] if self.hparams.num_classes else None)
+        real, y = self._real_batch(batch)
         fake = self(self.noise(len(real)), y)  # conditional: fakes of the same classes as the real batch
 
         # D step: G's output is detached, so no generator gradients are computed.
@@ -194,7 +198,7 @@ class GAN(LightningModule):
         self.log_dict({"train/d_real": torch.sigmoid(real_logits).mean(), "train/d_fake": torch.sigmoid(fake_logits).mean()})
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
-        real, y = batch[0] * 2 - 1, (batch[1] if self.hparams.num_classes else None)
+        real, y = self._real_batch(batch)
         real_logits, fake_logits = self.discriminate(real, y), self.discriminate(self(self.noise(len(real)), y), y)
         acc = torch.cat([real_logits > 0, fake_logits <= 0]).float().mean()
         self.log_dict({f"{stage}/loss_d": discriminator_loss(real_logits, fake_logits), f"{stage}/d_acc": acc},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_modules import GAN
 from lightning_modules.gan import discriminator_loss, generator_loss, r1_penalty
 from lightning_modules.nets import ConvDecoder, ConvEncoder
+from lightning_modules.optim import CosineAnnealingLR
 from scripts.score_gan import classifier_score
 
 
@@ -76,10 +78,6 @@ def test_spectral_norm_discriminator_layers_have_unit_spectral_norm():
 
 
 def test_lr_scheduler_steps_both_optimizers_every_batch_over_the_whole_run():
-    from functools import partial
-
-    from lightning_modules.optim import CosineAnnealingLR
-
     torch.manual_seed(0)
     gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, lr_scheduler=partial(CosineAnnealingLR),
               optimizer_g=partial(torch.optim.Adam, lr=1e-3), optimizer_d=partial(torch.optim.Adam, lr=4e-3))  # fmt: skip
