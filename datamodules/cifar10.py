@@ -9,7 +9,7 @@ import torch
 
 from datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
 from datamodules.base import TensorDataModule, seeded_split
-from datamodules.integrity import DatasetError, check_files, fingerprint, load_pickle
+from datamodules.integrity import DatasetError, check_files, fingerprint, load_pickle, require_folder
 
 # Same (file, md5) lists torchvision checks; copied so reading never imports the downloader.
 CIFAR10_MD5 = {
@@ -83,6 +83,7 @@ class CIFAR10DataModule(TensorDataModule):
         return self.data_dir / "cifar-10-batches-py"
 
     def prepare_data(self) -> None:
+        require_folder(self.batch_dir, "CIFAR-10")
         if self.download and not all((self.batch_dir / f).is_file() for f in CIFAR10_MD5):
             from torchvision.datasets import CIFAR10
 

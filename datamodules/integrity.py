@@ -27,6 +27,18 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def require_folder(root: Path, dataset: str) -> None:
+    """"missing file ... set download" would mislead when data_dir (or a folder under it) is a regular file."""
+    for parent in (root, *root.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise DatasetError(
+                    f"{dataset}: {parent} is a file, not a directory; data_dir must be the folder that holds "
+                    f"the dataset ({root} is expected inside it). Point data_dir at that folder."
+                )
+            return
+
+
 def check_files(
     root: Path, expected: dict[str, str], accept_nonoriginal: bool, dataset: str, hint: str
 ) -> dict[str, str]:
@@ -35,6 +47,7 @@ def check_files(
     A mismatch is an error unless `accept_nonoriginal`, in which case it is a warning and the
     caller records the fingerprint so results stay attributable to the exact copy used.
     """
+    require_folder(root, dataset)
     found: dict[str, str] = {}
     for name, want in expected.items():
         path = root / name
@@ -89,6 +102,16 @@ def load_pickle(path: Path, dataset: str) -> Any:
             f"{dataset}: cannot read {path} ({type(err).__name__}: {err}). The file is truncated or "
             "corrupt: delete it and re-download (or rebuild it)."
         ) from err
+
+
+def check_same_length(images: torch.Tensor, labels: torch.Tensor, image_path: Path, label_path: Path,
+                      dataset: str) -> None:  # fmt: skip
+    """Images and labels must pair up one to one (a shorter label file would otherwise be a bare IndexError)."""
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{dataset}: {image_path} holds {len(images)} images but {label_path} holds {len(labels)} labels. "
+            "One of the files is truncated or belongs to another split: delete both and re-download."
+        )
 
 
 def tensor_from_buffer(buf: bytes, offset: int, shape: tuple[int, ...], path: Path, dataset: str) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from datamodules.augment import batch_hflip, batch_random_crop, to_float
 from datamodules.base import TensorDataModule, seeded_split
-from datamodules.integrity import DatasetError, check_files, fingerprint, tensor_from_buffer
+from datamodules.integrity import DatasetError, check_files, check_same_length, fingerprint, require_folder, tensor_from_buffer
 
 # md5 of the uncompressed LeCun files (torchvision only lists the .gz archives).
 MNIST_MD5 = {
@@ -67,6 +67,7 @@ class MNISTDataModule(TensorDataModule):
 
     def prepare_data(self) -> None:
         """Download through torchvision only when allowed and absent (runs on one process)."""
+        require_folder(self.raw_dir, "MNIST")
         if self.download and not all((self.raw_dir / f).is_file() for f in MNIST_MD5):
             from torchvision.datasets import MNIST
 
@@ -86,14 +87,20 @@ class MNISTDataModule(TensorDataModule):
         )
         found = check_files(self.raw_dir, MNIST_MD5, self.accept_nonoriginal, "MNIST", hint)
         self.fingerprint = fingerprint(found)
-        x_train, y_train = (read_idx(self.raw_dir / f"train-{k}-idx{d}-ubyte") for k, d in (("images", 3), ("labels", 1)))
-        x_test, y_test = (read_idx(self.raw_dir / f"t10k-{k}-idx{d}-ubyte") for k, d in (("images", 3), ("labels", 1)))
+        x_train, y_train = self._read_split("train")
+        x_test, y_test = self._read_split("t10k")
         tr, va = seeded_split(len(x_train), self.val_size, self.seed)
         return {
             "train": (x_train[tr], y_train[tr].long()),
             "val": (x_train[va], y_train[va].long()),
             "test": (x_test, y_test.long()),
         }
+
+    def _read_split(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = (self.raw_dir / f"{prefix}-images-idx3-ubyte", self.raw_dir / f"{prefix}-labels-idx1-ubyte")
+        x, y = read_idx(images), read_idx(labels)
+        check_same_length(x, y, images, labels, "MNIST")
+        return x, y
 
     def train_transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = batch_random_crop(x, self.crop_padding, generator)

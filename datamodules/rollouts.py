@@ -20,6 +20,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_modules.ops.checks import check_range
+
 
 class Agent(Protocol):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
@@ -163,6 +165,8 @@ class RolloutDataModule(LightningDataModule):
                  gamma: float = 0.99, gae_lambda: float = 0.95, val_episodes: int = 10, test_episodes: int = 100,
                  eval_parallel: int = 20, deterministic_eval: bool = True, seed: int = 0) -> None:  # fmt: skip
         super().__init__()
+        check_range("RolloutDataModule", "gamma", gamma)
+        check_range("RolloutDataModule", "gae_lambda", gae_lambda)
         self.save_hyperparameters()
         if num_envs * rollout_steps < minibatch_size:
             raise ValueError(f"minibatch_size ({minibatch_size}) exceeds one rollout ({num_envs} x {rollout_steps}).")

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 
 from datamodules.base import TensorDataModule
+from lightning_modules.ops.checks import check_range
 
 
 def make_regression(
@@ -45,6 +46,7 @@ class SyntheticRegressionDataModule(TensorDataModule):
         device_resident: bool = False,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, seed, device_resident)
+        check_range("SyntheticRegressionDataModule", "noise", noise, 0.0, float("inf"))
         self.save_hyperparameters()
         self.input_dim, self.function, self.noise = input_dim, function, noise
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}

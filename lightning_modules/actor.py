@@ -16,6 +16,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from lightning_modules import optim
+from lightning_modules.ops.checks import check_range
 
 
 def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantage: torch.Tensor,
@@ -54,6 +55,10 @@ class Actor(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        if clip_eps is not None:
+            check_range("Actor", "clip_eps", clip_eps, 0.0, 1.0, low_open=True)
+        for name, value in (("kl_coef", kl_coef), ("value_coef", value_coef), ("entropy_coef", entropy_coef)):
+            check_range("Actor", name, value, 0.0, float("inf"))
         self.save_hyperparameters(ignore=["policy", "value_net", "optimizer", "lr_scheduler"])
         self.policy, self.value_net = policy, value_net
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler

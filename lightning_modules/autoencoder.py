@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from lightning_modules import optim
+from lightning_modules.ops.checks import check_range
 
 
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -120,6 +121,7 @@ class VAE(AutoEncoder):
         lr_scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
     ) -> None:
+        check_range("VAE", "beta", beta, 0.0, float("inf"))
         super().__init__(encoder, decoder, recon, optimizer, lr_scheduler, scheduler_interval)
         self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "lr_scheduler"])
         # Fixed latent points for sample grids; a buffer so it follows the module's device.

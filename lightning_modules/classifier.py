@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_modules import optim
+from lightning_modules.ops.checks import check_range
 
 # (x, logits, targets) -> scalar. targets are class ids, or soft targets (N, C) under mixup.
 LossTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,6 +43,7 @@ class Classifier(LightningModule):
         compile: bool | Literal["auto"] = False,  # "auto": compile only on CUDA (CPU compiles are slow to pay off)
     ) -> None:
         super().__init__()
+        check_range("Classifier", "label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         self.save_hyperparameters(ignore=["net", "optimizer", "lr_scheduler", "batch_mix"])
         self.net = net
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler

@@ -222,5 +222,5 @@ class GAN(LightningModule):
         opts = [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
         if self.lr_scheduler is None:
             return opts
-        length = optim.run_length_kwargs(self.lr_scheduler, int(self.trainer.estimated_stepping_batches))
+        length = optim.schedule_length_kwargs(self.trainer, self.lr_scheduler)
         return opts, [{"scheduler": self.lr_scheduler(opt, **length), "interval": "step"} for opt in opts]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable
 
 import torch
@@ -25,15 +26,30 @@ def run_length_kwargs(factory: Callable, total: int) -> dict[str, int]:
     return {name: total for name in RUN_LENGTH_ARGS if name in params and given.get(name) is None}
 
 
+def schedule_length_kwargs(trainer: Any, lr_scheduler: Callable, interval: str = "step") -> dict[str, int]:
+    """`run_length_kwargs` filled from the Trainer; an endless run (max_epochs=-1, no max_steps) is one error
+    saying what to set, instead of an OverflowError from int(inf)."""
+    if not run_length_kwargs(lr_scheduler, 0):
+        return {}
+    total = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+    if total is None or not math.isfinite(total) or total <= 0:
+        raise ValueError(
+            f"the LR schedule {getattr(lr_scheduler, 'func', lr_scheduler)} needs a finite run length, but "
+            f"trainer.max_epochs={trainer.max_epochs} and trainer.max_steps={trainer.max_steps}: set a finite "
+            "trainer.max_epochs (> 0) or trainer.max_steps"
+            + (" (a per-epoch schedule needs max_epochs)" if interval == "epoch" else "")
+        )
+    return run_length_kwargs(lr_scheduler, int(total))
+
+
 def configure(module: Any, net: nn.Module, optimizer: Callable, lr_scheduler: Callable | None,
               interval: str, no_decay_1d: bool) -> Any:  # fmt: skip
     """Build what `LightningModule.configure_optimizers` returns."""
     opt = optimizer(param_groups(net, no_decay_1d))
     if lr_scheduler is None:
         return opt
-    trainer = module.trainer
-    total = int(trainer.estimated_stepping_batches) if interval == "step" else int(trainer.max_epochs)
-    sched = lr_scheduler(opt, **run_length_kwargs(lr_scheduler, total))
+    kwargs = schedule_length_kwargs(module.trainer, lr_scheduler, interval)
+    sched = lr_scheduler(opt, **kwargs)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
 
 

@@ -13,6 +13,7 @@ the sweep goes on; the exit code is 1 if any run failed. Each run's stdout/stder
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -25,23 +26,91 @@ from typing import Any
 
 import yaml
 
+from callbacks.run_dir import RUN_FILES
 from callbacks.run_record import atomic_write_text
+from scripts import ablation as ablation_file
 from scripts import slurm
 from scripts.ablation import AblationError, Job, Plan, command, load_plan
 
 OK = ("completed", "finished")
+DEFINITION = "definition.json"  # what defines a run: its command and the content of every config file
 
 
-def run_state(job: Job) -> tuple[str, str | None]:
-    """('finished' | 'resume' | 'new', checkpoint to resume from)."""
-    metrics = job.run_dir / "metrics.json"
+def definition(plan: Plan, job: Job) -> dict[str, Any]:
+    """The run's definition and its hash: the `fit` arguments (no interpreter, no resume path) and the sha256 of
+    each config file they name, so an edited fragment or another `--set` makes a finished run stale."""
+    args = command(plan, job)[len(ablation_file.TRAIN_CMD):]
+    files = {}
+    for cfg in plan.base + list(job.fragments):
+        try:
+            files[cfg] = hashlib.sha256(Path(cfg).read_bytes()).hexdigest()
+        except OSError:
+            files[cfg] = None
+    body = {"args": args, "files": files, "base": plan.base, "fragments": list(job.fragments),
+            "overrides": plan.overrides + list(job.overrides), "teacher": job.teacher,
+            "teacher_hash": definition(plan, plan.prerequisite(job.teacher))["hash"] if job.teacher else None}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return {"hash": digest, **body}
+
+
+def stored_definition(job: Job) -> dict[str, Any] | None:
     try:
-        if json.loads(metrics.read_text()).get("status") == "completed":
-            return "finished", None
+        return json.loads((job.run_dir / DEFINITION).read_text())
     except (OSError, ValueError):
-        pass  # absent or half-written: the run is not finished
+        return None
+
+
+def run_state(job: Job, plan: Plan | None = None) -> tuple[str, str | None]:
+    """('finished' | 'resume' | 'new' | 'damaged' | 'stale', checkpoint to resume from).
+
+    'stale': the directory holds a run (finished or resumable) whose stored definition differs from the plan's
+    (or that has none); 'damaged': metrics.json cannot be read (the harness moves it aside and resumes)."""
+    metrics = job.run_dir / "metrics.json"
     last = job.run_dir / "checkpoints" / "last.ckpt"
+    status = None
+    if metrics.is_file():
+        try:
+            status = json.loads(metrics.read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            return "damaged", str(last) if last.is_file() else None
+    if plan is not None and (status == "completed" or last.is_file()):
+        stored = stored_definition(job)
+        if stored is None or stored.get("hash") != definition(plan, job)["hash"]:
+            return "stale", None
+    if status == "completed":
+        return "finished", None
     return ("resume", str(last)) if last.is_file() else ("new", None)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def set_aside_damaged(job: Job) -> Path:
+    """Move an unreadable metrics.json to `metrics.json.damaged-<time>` (never deleted)."""
+    target = job.run_dir / f"metrics.json.damaged-{_stamp()}"
+    os.replace(job.run_dir / "metrics.json", target)
+    return target
+
+
+def set_aside_attempt(job: Job) -> Path | None:
+    """A run that died before its first checkpoint leaves a record that a fresh `fit` would refuse to reuse:
+    move it into `attempts/<time>/` (logs stay where they are, appended)."""
+    present = [job.run_dir / n for n in RUN_FILES if (job.run_dir / n).exists()]
+    if not present:
+        return None
+    folder = job.run_dir / "attempts" / _stamp()
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in present:
+        os.replace(p, folder / p.name)
+    return folder
+
+
+def set_aside_stale(job: Job) -> Path:
+    """`--rerun-stale`: move the whole run directory to `<seed dir>.stale-<time>` (the report ignores it)."""
+    target = job.run_dir.with_name(f"{job.run_dir.name}.stale-{_stamp()}")
+    os.replace(job.run_dir, target)
+    return target
 
 
 def _fill_teacher(node: Any, ckpt: str, net: Any) -> bool:
@@ -90,15 +159,24 @@ def materialise(plan: Plan, job: Job, write: bool = True) -> list[str]:
 
 def run_job(plan: Plan, job: Job, env: dict[str, str]) -> str:
     """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'."""
-    state, ckpt = run_state(job)
+    state, ckpt = run_state(job, plan)
+    notes = []
     if state == "finished":
         return "finished"
+    if state == "stale":
+        return "failed: stale (its definition differs from the plan; rerun with --rerun-stale)"
+    if state == "damaged":
+        notes.append(f"# damaged metrics.json moved to {set_aside_damaged(job).name}")
+        state, ckpt = run_state(job, plan)
+    if state == "new" and (moved := set_aside_attempt(job)) is not None:
+        notes.append(f"# earlier attempt without a checkpoint moved to {moved.relative_to(job.run_dir)}")
     job.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         cmd = command(plan, job, materialise(plan, job), ckpt)
+        atomic_write_text(job.run_dir / DEFINITION, json.dumps(definition(plan, job), indent=2, sort_keys=True) + "\n")
     except (OSError, yaml.YAMLError) as err:
         return f"failed: could not prepare the run ({err})"
-    header = f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {state}: {shlex.join(cmd)}\n"
+    header = "".join(f"\n{n}" for n in notes) + f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {state}: {shlex.join(cmd)}\n"
     with open(job.run_dir / "stdout.log", "a") as out, open(job.run_dir / "stderr.log", "a") as err:
         out.write(header), err.write(header)
         out.flush(), err.flush()
@@ -113,10 +191,19 @@ def run_job(plan: Plan, job: Job, env: dict[str, str]) -> str:
 class Sweep:
     """Hands jobs to workers in plan order; a job waits for its prerequisite and fails if that failed."""
 
-    def __init__(self, plan: Plan, jobs: list[Job]) -> None:
+    def __init__(self, plan: Plan, jobs: list[Job], workers: int = 1) -> None:
         self.plan, self.pending, self.total = plan, list(jobs), len(jobs)
         self.outcomes: dict[str, str] = {}
         self.cond = threading.Condition()
+        self.workers, self.started, self.durations = workers, 0, []
+        self.t0 = time.perf_counter()
+
+    def eta(self) -> str:
+        """Remaining runs x mean duration of the runs this sweep trained, shared by the workers."""
+        if not self.durations:
+            return "ETA ?"
+        left = (self.total - len(self.outcomes)) * sum(self.durations) / len(self.durations) / self.workers
+        return f"sweep ETA {time.strftime('%H:%M:%S', time.gmtime(left))}"
 
     def _dep(self, job: Job) -> str | None:
         return self.plan.prerequisite(job.teacher).label if job.teacher else None
@@ -146,11 +233,17 @@ class Sweep:
     def work(self, env: dict[str, str]) -> None:
         while (job := self.take()) is not None:
             t0 = time.perf_counter()
+            state = run_state(job, self.plan)[0]
+            if state != "finished":
+                with self.cond:
+                    self.started += 1
+                    print(f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True)
             outcome = run_job(self.plan, job, env)
             with self.cond:
-                self._record(
-                    job, outcome, f" ({time.perf_counter() - t0:.0f} s)" if outcome == "completed" else ""
-                )
+                took = time.perf_counter() - t0
+                if outcome == "completed":
+                    self.durations.append(took)
+                self._record(job, outcome, f" ({took:.0f} s; {self.eta()})" if outcome != "finished" else "")
 
 
 def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str]]:
@@ -179,7 +272,7 @@ def write_plan_record(plan: Plan) -> None:
 
 def print_plan(plan: Plan) -> None:
     for i, job in enumerate(plan.jobs):
-        state, ckpt = run_state(job)
+        state, ckpt = run_state(job, plan)
         print(
             f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(command(plan, job, materialise(plan, job, False), ckpt))}"
         )
@@ -192,10 +285,10 @@ def run_task(plan: Plan, index: int, emit: bool) -> int:
             f"--task {index} is out of range: the plan has {len(plan.jobs)} jobs (0..{len(plan.jobs) - 1})"
         )
     job = plan.jobs[index]
-    if job.teacher and run_state(plan.prerequisite(job.teacher))[0] != "finished":
+    if job.teacher and run_state(plan.prerequisite(job.teacher), plan)[0] != "finished":
         print(f"{job.label}: prerequisite '{job.teacher}' has not completed; run it first", file=sys.stderr)
         return 2
-    state, ckpt = run_state(job)
+    state, ckpt = run_state(job, plan)
     if not emit:
         outcome = run_job(plan, job, dict(os.environ))
         print(f"{job.label}: {outcome}")
@@ -204,6 +297,22 @@ def run_task(plan: Plan, index: int, emit: bool) -> int:
         job.run_dir.mkdir(parents=True, exist_ok=True)
         print(shlex.join(command(plan, job, materialise(plan, job), ckpt)))
     return 0
+
+
+def handle_stale(plan: Plan, rerun: bool) -> None:
+    """Stale runs stop the sweep before anything runs, unless `--rerun-stale` moves them aside."""
+    stale = [job for job in plan.jobs if run_state(job, plan)[0] == "stale"]
+    if not stale:
+        return
+    if not rerun:
+        raise AblationError(
+            f"{len(stale)} run(s) hold results of another definition (other command, --set values or config file "
+            "contents) than this plan:\n" + "\n".join(f"  {j.label}: {j.run_dir}" for j in stale)
+            + "\nSee them with --dry-run. Rerun them with --rerun-stale (the old runs are moved to "
+            "<dir>.stale-<time>, never deleted), or restore the plan they ran with. Nothing was run."
+        )
+    for job in stale:
+        print(f"stale {job.label}: moved to {set_aside_stale(job)}", flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -228,6 +337,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra override for every run, e.g. --set data.init_args.data_dir=/data (repeatable)",
     )
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="retrain runs whose stored definition differs from the plan (old run moved to <dir>.stale-<time>)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
     p.add_argument("--task", type=int, default=None, help=argparse.SUPPRESS)  # one job by index (SLURM array)
@@ -250,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print_plan(plan)
             return 0
+        handle_stale(plan, args.rerun_stale)
         if args.task is not None:
             return run_task(plan, args.task, args.emit_command)
         if args.launcher == "slurm":
@@ -258,11 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     write_plan_record(plan)
-    sweep = Sweep(plan, plan.jobs)
-    threads = [
-        threading.Thread(target=sweep.work, args=(env,))
-        for env in worker_envs(args.gpus, args.jobs, args.threads)
-    ]
+    envs = worker_envs(args.gpus, args.jobs, args.threads)
+    sweep = Sweep(plan, plan.jobs, workers=len(envs))
+    threads = [threading.Thread(target=sweep.work, args=(env,)) for env in envs]
     for t in threads:
         t.start()
     for t in threads:

@@ -18,17 +18,9 @@ from typing import Any
 
 import torch
 
+from callbacks.run_dir import cpu_model
+
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "bench"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine() -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Run:
     seed: int
     record: dict[str, Any]
     raw: str  # metrics.json text, copied verbatim
+    definition: dict[str, Any] | None = None  # the run's definition.json (written by scripts.ablate)
 
 
 def _seed_dirs(folder: Path) -> list[Path]:
@@ -60,7 +61,11 @@ def collect(root: Path) -> tuple[dict[str, Any], list[Run], list[Run], list[str]
                 continue
             if record.get("status") == "completed":
                 incomplete.discard(label)
-                (pre if prefix else runs).append(Run(label, arm, int(d.name[4:]), record, raw))
+                try:
+                    definition = json.loads((d / "definition.json").read_text())
+                except (OSError, ValueError):
+                    definition = None
+                (pre if prefix else runs).append(Run(label, arm, int(d.name[4:]), record, raw, definition))
     done = {r.label for r in runs + pre}
     return plan, runs, pre, sorted(incomplete - done)
 
@@ -97,13 +102,12 @@ def _f(x: float, scale: float, fmt: str, empty: str = "n/a") -> str:
 
 
 def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete: list[str], metric: str,
-             baseline: str, scale: float) -> str:  # fmt: skip
+             baseline: str, scale: float, runs: list[Run] | None = None) -> str:  # fmt: skip
     unit = " (%)" if scale == 100 else ""
     lines = [f"# Ablation `{name}`", ""]
     if plan.get("source"):
-        bases = ", ".join(f"`{b}`" for b in plan["base"])
-        overrides = " ".join(plan["overrides"]) or "(none)"
-        lines += [f"Ablation file `{plan['source']}`; base configs {bases}; overrides `{overrides}`.", ""]
+        lines += [f"Ablation file `{plan['source']}`.", ""]
+    lines += [*ran_with(runs or []), ""]
     lines += [
         (
             f"`{metric}`{unit}: mean ± sample std over seeds. Δ = arm − `{baseline}` in the same units, with a 95% "
@@ -138,6 +142,27 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
     lines += ["", "Files: `results.csv` (full precision), `chart.png`, `raw/` (each run's metrics.json).", ""]
     return "\n".join(lines)
+
+
+def ran_with(runs: list[Run]) -> list[str]:
+    """The header's base configs and overrides, taken from what the counted runs ran (their definition.json),
+    not from the ablation file as it is now; runs that ran differently are listed by group."""
+    groups: dict[tuple, list[str]] = {}
+    for r in runs:
+        d = r.definition or {}
+        key = (tuple(d.get("base") or ()), tuple(o for o in d.get("overrides") or ()))
+        groups.setdefault(key if r.definition else ("?",), []).append(r.label)
+    out = []
+    for key, labels in groups.items():
+        who = "All counted runs" if len(groups) == 1 else f"{len(labels)} run(s) ({', '.join(labels)})"
+        if key == ("?",):
+            out.append(f"{who}: no definition.json recorded (run outside scripts.ablate?); what they ran is unknown.")
+            continue
+        bases = ", ".join(f"`{b}`" for b in key[0]) or "(none)"
+        out.append(f"{who} ran base configs {bases} with overrides `{' '.join(key[1]) or '(none)'}`.")
+    if len(groups) > 1:
+        out.append("**The counted runs did not all run the same base and overrides.**")
+    return out
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -193,7 +218,7 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     scale = 100.0 if metric.endswith("acc") else 1.0
     rows = summarise(runs, metric, baseline)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale))
+    atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale, runs))
     atomic_write_text(out / "results.csv", csv_text(rows))
     png = chart_png(name, rows, metric, baseline, scale)
     atomic_write(out / "chart.png", lambda fh: fh.write(png))

@@ -92,8 +92,8 @@ def launch(plan: Plan, config: str, runs_dir: str, sets: list[str], submit: bool
     """Write `<root>/slurm/{ablation.sbatch,submit.sh}`; with `submit`, run submit.sh (needs sbatch)."""
     folder = plan.root / "slurm"
     script, submitter = folder / "ablation.sbatch", folder / "submit.sh"
-    atomic_write_text(script, script_text(plan, config, runs_dir, sets))
-    atomic_write_text(submitter, submit_text(plan, script))
+    atomic_write_text(script, script_text(plan, config, runs_dir, sets), mode=0o777)
+    atomic_write_text(submitter, submit_text(plan, script), mode=0o777)  # executable
     print(f"wrote {script}\nwrote {submitter}")
     if not submit:
         print(f"submit with: bash {submitter}")

@@ -12,25 +12,40 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from callbacks.atomic_checkpoint import AtomicCheckpointIO
 from callbacks.exact_resume import ExactResume
 from callbacks.finite_guard import FiniteLossGuard
-from callbacks.run_record import RunRecord, atomic_write_text
+from callbacks.progress import PlainProgress
+from callbacks.run_dir import (
+    RunDirError,
+    RunLock,
+    default_run_dir,
+    empty_dir,
+    eval_dir,
+    holds_run,
+    process_start_time,  # fmt: skip
+    provenance,
+)
+from callbacks.run_record import RunRecord, RunRecordError, atomic_write_text, load_record
 
-STARTED_AT = time.perf_counter()
+RUN_DIR_ENV = "TRICKBENCH_RUN_DIR"  # rank 0's resolved run dir, inherited by the DDP ranks it launches
+EVAL_SUBCOMMANDS = ("test", "validate", "predict")
+_first_main = True  # the first main() of a process measures wall time from the process start
 
 
 def wandb_mode() -> str:
@@ -43,7 +58,9 @@ def wandb_mode() -> str:
 
 
 class RunDirConfig(SaveConfigCallback):
-    """Save the resolved config as `<run_dir>/config.yaml` (not inside a logger's version folder)."""
+    """Save the resolved config as `<run_dir>/config.yaml` (not inside a logger's version folder) and give
+    every logger the whole resolved config, nested as in config.yaml, plus provenance (git commit, versions,
+    host, data fingerprint): W&B's group-by/filter then works on any key (optimizer LR, callbacks' args)."""
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.already_saved:
@@ -52,11 +69,21 @@ class RunDirConfig(SaveConfigCallback):
             path = Path(trainer.default_root_dir) / self.config_filename
             path.parent.mkdir(parents=True, exist_ok=True)
             self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
+            params = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            dm = trainer.datamodule
+            params["provenance"] = {**provenance(), "data_fingerprint": getattr(dm, "fingerprint", "") if dm else ""}
+            for logger in trainer.loggers:
+                logger.log_hyperparams(params)
         self.already_saved = True
 
 
 class TrickbenchCLI(LightningCLI):
-    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
+    current: TrickbenchCLI | None = None  # the instance being built or run (main() releases its lock)
+
+    def __init__(self, args: Any = None, run: bool = True, started_at: float | None = None, **kwargs: Any) -> None:
+        TrickbenchCLI.current = self
+        self.run_lock: RunLock | None = None
+        self.started_at = started_at if started_at is not None else time.time()
         super().__init__(
             LightningModule,
             LightningDataModule,
@@ -70,7 +97,11 @@ class TrickbenchCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--run_dir", type=str | None, default=None, help="Run directory (default runs/<time>)")
+        parser.add_argument("--run_dir", type=str | None, default=None,
+                            help="Run directory (default runs/<time>-<random>); test/validate of an existing run "
+                                 "write into <run_dir>/eval/<subcommand>-<time>/")  # fmt: skip
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="fit into a run directory that holds a run: delete its contents first")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the final weights after fit")
         parser.add_argument("--wandb.project", type=str, default="trickbench")
         parser.add_argument("--wandb.group", type=str | None, default=None, help="W&B group (ablation name)")
@@ -80,10 +111,84 @@ class TrickbenchCLI(LightningCLI):
     def _cfg(self) -> Any:
         return self.config[self.subcommand] if self.subcommand else self.config
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then hide `ckpt_path` until `before_instantiate_classes`: LightningCLI would otherwise
+        overwrite the model's configured arguments with the checkpoint's saved hyperparameters, silently
+        beating explicit ones (`test --ckpt_path F --model.init_args.tta_flip true` ran without TTA). Here
+        the config as given is what runs and what config.yaml records; differences are printed."""
+        super().parse_arguments(parser, args)
+        sub = self.config.get("subcommand")
+        if sub and self.config[sub].get("ckpt_path") is not None:
+            self._ckpt_path = self.config[sub].ckpt_path
+            self.config[sub].ckpt_path = None
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self._cfg()
+        if getattr(self, "_ckpt_path", None) is not None:
+            cfg.ckpt_path = self._ckpt_path
+        if self.subcommand is None:  # run=False: classes are built, nothing runs or writes; no lock
+            cfg.run_dir = str(Path(cfg.run_dir or default_run_dir()).resolve())
+            return
+        if rank_zero_only.rank != 0 and os.environ.get(RUN_DIR_ENV):
+            cfg.run_dir = os.environ[RUN_DIR_ENV]  # a DDP rank re-running the command: rank 0 chose the dir
+            return
+        run_dir = self._resolve_run_dir(cfg)
+        self.run_lock = RunLock(run_dir).acquire()  # before anything is written or deleted there
+        try:
+            if self.subcommand == "fit" and holds_run(run_dir):
+                if cfg.overwrite:
+                    empty_dir(run_dir)
+                elif cfg.ckpt_path is None:
+                    raise RunDirError(self._occupied_message(run_dir))
+            load_record(run_dir / "metrics.json")  # a damaged record: one clear error before any work
+        except BaseException:
+            self.run_lock.release()
+            raise
+        cfg.run_dir = str(run_dir)
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        if isinstance(cfg.ckpt_path, str) and Path(cfg.ckpt_path).is_file():
+            report_hparam_differences(cfg.ckpt_path, cfg.model)
+
+    def _resolve_run_dir(self, cfg: Any) -> Path:
+        """fit: --run_dir or a new unique name. test/validate: a new `eval/` folder inside the run they
+        evaluate (given by --run_dir or found from a `<run>/checkpoints/*.ckpt` path), never the run itself."""
+        sub, ckpt = self.subcommand, cfg.get("ckpt_path")
+        if sub not in EVAL_SUBCOMMANDS:
+            return Path(cfg.run_dir or default_run_dir()).resolve()
+        target = Path(cfg.run_dir).resolve() if cfg.run_dir else None
+        if ckpt in ("last", "best", "hpc", "registry"):
+            found = target / "checkpoints" / "last.ckpt" if target is not None and ckpt == "last" else None
+            if found is None or not found.is_file():
+                where = f"{target}/checkpoints/last.ckpt does not exist" if found else "no checkpoint file was named"
+                raise RunDirError(
+                    f"{sub} --ckpt_path {ckpt}: {where}, so this would evaluate untrained weights. Pass the "
+                    "checkpoint file (--ckpt_path RUN/checkpoints/last.ckpt), or --run_dir RUN --ckpt_path last "
+                    "for a run that has one."
+                )
+            cfg.ckpt_path = str(found)
+        elif ckpt is not None and not Path(ckpt).is_file():
+            raise RunDirError(f"{sub} --ckpt_path {ckpt}: no such file")
+        if target is None and ckpt is not None and Path(ckpt).resolve().parent.name == "checkpoints":
+            target = Path(ckpt).resolve().parent.parent
+        if target is not None and holds_run(target):
+            return eval_dir(target, sub)
+        return target or default_run_dir().resolve()
+
+    @staticmethod
+    def _occupied_message(run_dir: Path) -> str:
+        try:
+            status = load_record(run_dir / "metrics.json").get("status", "no metrics.json")
+        except RunRecordError:
+            status = "damaged metrics.json"
+        return (
+            f"run directory {run_dir} already holds a run (status: {status}). To continue it: fit --config "
+            f"{run_dir}/config.yaml --run_dir {run_dir} --ckpt_path last. To start over in it (its contents "
+            "are deleted): add --overwrite true. Or choose another --run_dir. Nothing was changed."
+        )
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
         cfg = self._cfg()
-        run_dir = Path(cfg.run_dir or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
-        cfg.run_dir = str(run_dir)
+        run_dir = Path(cfg.run_dir)
         config["default_root_dir"] = str(run_dir)
         if config.get("logger") in (None, True):
             wb = cfg.wandb
@@ -104,7 +209,9 @@ class TrickbenchCLI(LightningCLI):
             if not any(isinstance(c, default) for c in own):
                 callbacks.append(default())
         if not any(isinstance(c, ModelCheckpoint) for c in own):
-            callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True))
+            # No version counter: one name per checkpoint, never `last-v1.ckpt` beside a stale `last.ckpt`.
+            callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True,
+                                             enable_version_counter=False))  # fmt: skip
         for c in own:  # a configured ModelCheckpoint without a dirpath saves into the run directory too
             if isinstance(c, ModelCheckpoint) and c.dirpath is None:
                 c.dirpath = str(run_dir / "checkpoints")
@@ -116,7 +223,9 @@ class TrickbenchCLI(LightningCLI):
             config["enable_progress_bar"] = bar = False
         if not any(isinstance(c, ProgressBar) for c in own) and bar is not False:
             callbacks.append(RichProgressBar())
-        callbacks.append(RunRecord(str(run_dir), started_at=STARTED_AT))
+        elif not any(isinstance(c, (ProgressBar, PlainProgress)) for c in own):
+            callbacks.append(PlainProgress())  # no bar (a file, SLURM log, pipe): one plain line per epoch
+        callbacks.append(RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()))
         return super()._instantiate_trainer(config, callbacks)
 
     def _wandb_run_id(self, run_dir: Path) -> str:
@@ -146,12 +255,50 @@ def finish_wandb_run() -> None:
         wandb.finish()
 
 
-def main(args: Any = None) -> TrickbenchCLI:
+def report_hparam_differences(ckpt_path: str, model_cfg: Any) -> None:
+    """Print the model arguments that differ from those saved in the checkpoint (the configured ones run)."""
+    import torch
+
     try:
-        return TrickbenchCLI(args=args)
+        saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+    except Exception:  # not a Lightning checkpoint: nothing to compare; loading it later reports the problem
+        return
+    given = dict((model_cfg.get("init_args") or {}).items()) if hasattr(model_cfg, "get") else {}
+    diffs = [f"{k}: checkpoint {saved[k]!r} -> running {given[k]!r}" for k in sorted(saved)
+             if k in given and isinstance(saved[k], (bool, int, float, str, type(None))) and saved[k] != given[k]]  # fmt: skip
+    if diffs and rank_zero_only.rank == 0:
+        print("model arguments differ from the checkpoint's (the configured values are used):\n  "
+              + "\n  ".join(diffs), file=sys.stderr)  # fmt: skip
+
+
+def main(args: Any = None) -> TrickbenchCLI:
+    """Run one CLI invocation. Wall time counts from the process start for the first call in a process and
+    from this call for later ones. A SIGTERM'd fit checkpoints, records `interrupted` and exits 143."""
+    global _first_main
+    started_at = process_start_time() if _first_main else time.time()
+    _first_main = False
+    try:
+        return TrickbenchCLI(args=args, started_at=started_at)
+    except SIGTERMException:
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         finish_wandb_run()
+        lock = getattr(TrickbenchCLI.current, "run_lock", None)  # also when the CLI raised while being built
+        TrickbenchCLI.current = None
+        if lock is not None:
+            lock.release()
+        if rank_zero_only.rank == 0:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def cli_main() -> None:
+    """Console entry point: trickbench's own errors print as one line (no traceback) and exit 2."""
+    try:
+        main()
+    except (RunDirError, RunRecordError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
-    main()
+    cli_main()

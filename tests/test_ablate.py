@@ -7,6 +7,7 @@ scheduling logic is tested in seconds; tests/test_ablate_e2e.py runs the real tr
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -228,3 +229,62 @@ def test_task_mode_emits_the_command_or_nothing_when_finished(tmp_path: Path, fa
     out = capsys.readouterr().out
     assert "generated_kd.yaml" in out and "--wandb.name=toy/kd/seed0" in out
     assert ablate.main([path, *runs, "--task", "9"]) == 2
+
+
+def test_damaged_record_is_moved_aside_and_the_run_resumes(tmp_path: Path, fake_trainer) -> None:
+    path = make_ablation(tmp_path, {"baseline": []}, seeds=[0])
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert ablate.main([path, *runs]) == 0
+    run = tmp_path / "runs" / "toy" / "baseline" / "seed0"
+    (run / "metrics.json").write_text('{"status": "compl')  # half a record, checkpoint present
+    assert ablate.run_state(ablate.load_plan(path, tmp_path / "runs").jobs[0])[0] == "damaged"
+    assert ablate.main([path, *runs]) == 0
+    assert [p.read_text() for p in run.glob("metrics.json.damaged-*")] == ['{"status": "compl']
+    assert calls(run)[-1][-1] == f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"  # resumed
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_attempt_that_died_before_a_checkpoint_is_moved_aside_not_refused(tmp_path: Path, fake_trainer) -> None:
+    path = make_ablation(tmp_path, {"baseline": []}, seeds=[0])
+    run = tmp_path / "runs" / "toy" / "baseline" / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"status": "failed", "error": "DatasetError: ..."}))
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 0
+    (attempt,) = (run / "attempts").iterdir()
+    assert json.loads((attempt / "metrics.json").read_text())["status"] == "failed"
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_changed_definition_makes_finished_runs_stale_until_rerun(tmp_path: Path, fake_trainer, capsys) -> None:
+    from scripts.report import write_report
+
+    path = make_ablation(tmp_path, {"baseline": []}, seeds=[0])
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert ablate.main([path, *runs]) == 0
+    run = tmp_path / "runs" / "toy" / "baseline" / "seed0"
+    assert len(calls(run)) == 1
+    assert ablate.main([path, *runs]) == 0 and len(calls(run)) == 1  # same definition: skipped
+    capsys.readouterr()
+    changed = [path, *runs, "--set", "trainer.max_epochs=3"]
+    assert ablate.main([*changed, "--dry-run"]) == 0
+    assert "baseline/seed0" in (out := capsys.readouterr().out) and " stale" in out
+    assert ablate.main(changed) == 2
+    assert "1 run(s) hold results of another definition" in capsys.readouterr().err and len(calls(run)) == 1
+    assert ablate.main([*changed, "--rerun-stale"]) == 0
+    (old,) = run.parent.glob("seed0.stale-*")
+    assert len(calls(old)) == 1 and "--trainer.max_epochs=3" in calls(run)[0]  # old run kept, new one trained
+    write_report(tmp_path / "runs" / "toy", tmp_path / "report")
+    header = (tmp_path / "report" / "report.md").read_text()
+    assert "overrides `--trainer.max_epochs=1 --trainer.max_epochs=3`" in header  # what the counted run ran
+    Path(tmp_path / "base.yaml").write_text(yaml.safe_dump({"fake": {"acc": 0.9}}))  # an edited config file
+    assert ablate.run_state(load_plan(path, tmp_path / "runs", ["--trainer.max_epochs=3"]).jobs[0],
+                            load_plan(path, tmp_path / "runs", ["--trainer.max_epochs=3"]))[0] == "stale"  # fmt: skip
+
+
+def test_sweep_prints_a_line_when_each_run_starts_and_ends_with_the_eta(tmp_path: Path, fake_trainer, capsys) -> None:
+    path = make_ablation(tmp_path, {"baseline": [], "other": []}, seeds=[0])
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in out if ln.startswith("[start")] == ["[start 1] baseline/seed0", "[start 2] other/seed0"]
+    ends = [ln for ln in out if re.match(r"\[\d/2\] ", ln)]
+    assert len(ends) == 2 and all(re.search(r"completed \(\d+ s; sweep ETA \d\d:\d\d:\d\d\)", ln) for ln in ends)

@@ -169,3 +169,28 @@ def test_loader_state_after_last_batch_starts_next_epoch_at_zero():
     for _ in range(len(loader)):  # Lightning stops at len() without exhausting the generator
         next(it)
     assert loader.state_dict()["batches_done"] == 0
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_records_interrupted_exits_143_and_resumes_bitwise(straight, data, tmp_path, monkeypatch):
+    """SIGTERM (kill, SLURM time limit) at step 5: Lightning finishes that batch and stops. The stop leaves a
+    checkpoint of step 6 (the periodic one is step 3), `status: interrupted` with the signal, exit code 143;
+    the resumed run ends bitwise where the uninterrupted one does."""
+    run = tmp_path / "run"
+    cfg = write_config(run, data, every=3)
+    term = ["--trainer.callbacks+", "killswitch.SigtermAtStep", "--trainer.callbacks.step", "5"]
+    proc = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", str(cfg), "--run_dir", str(run), *term],
+                          cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM" and "test" not in record
+    assert record["segments"][0]["exit"] == "interrupted: SIGTERM"
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+    main(["fit", "--config", str(cfg), "--run_dir", str(run), "--ckpt_path", "last"])
+    want = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    got = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(v, got[k]) for k, v in want.items())
+    assert trace(run) == trace(straight)
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["status"] == "completed" and "signal" not in final and len(final["segments"]) == 2

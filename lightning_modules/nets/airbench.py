@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lightning_modules.nets.layers import Norm, conv, norm_layer
+from lightning_modules.ops.checks import check_range
 from lightning_modules.ops.drop_path import DropPath
 
 
@@ -42,6 +43,7 @@ class AirbenchNet(nn.Module):
         logit_scale: float = 1 / 9,  # airbench94's output scaling
     ) -> None:
         super().__init__()
+        check_range("AirbenchNet", "drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True)
         self.stem = nn.Sequential(conv(3, stem_width, 2, padding=0, bias=True, weight_std=weight_std), nn.GELU())
         groups, in_ch = [], stem_width
         for i, w in enumerate(widths):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_modules.ops.checks import check_range
+
 
 class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, hidden: int = 128,
                  dropout: float = 0.25) -> None:  # fmt: skip
         super().__init__()
+        check_range("SmallCNN", "dropout", dropout, 0.0, 0.5, high_open=True)  # the head drops 2 * dropout
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3), nn.ReLU(inplace=True),
             nn.Conv2d(width, 2 * width, 3), nn.ReLU(inplace=True),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_modules.ops.checks import check_range
+
 
 class MLP(nn.Module):
     def __init__(
         self, input_dim: int = 784, hidden_dims: list[int] = [512, 512], output_dim: int = 10, dropout: float = 0.0
     ) -> None:
         super().__init__()
+        check_range("MLP", "dropout", dropout, 0.0, 1.0, high_open=True)
         layers: list[nn.Module] = [nn.Flatten()]
         width = input_dim
         for h in hidden_dims:

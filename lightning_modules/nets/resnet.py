@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.nets.layers import Norm, conv, norm_layer
+from lightning_modules.ops.checks import check_range
 from lightning_modules.ops.drop_path import DropPath
 
 
@@ -67,6 +68,7 @@ class CifarResNet(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        check_range("ResNet", "drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True)
         block_cls = PreActBlock if preact else BasicBlock
         self.stem = conv(in_channels, widths[0], 3, 1, weight_std=weight_std)
         self.stem_norm = nn.Identity() if preact else norm_layer(widths[0], norm)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_modules.ops.checks import check_range
+
 
 def drop_path(x: torch.Tensor, p: float | torch.Tensor, training: bool) -> torch.Tensor:
     if not training:
@@ -32,6 +34,8 @@ class DropPath(nn.Module):
 
     def __init__(self, base_rate: float = 0.0, depth_scale: float = 1.0) -> None:
         super().__init__()
+        check_range("DropPath", "base_rate", base_rate, 0.0, 1.0, high_open=True)
+        check_range("DropPath", "depth_scale", depth_scale)
         self.depth_scale = depth_scale
         self.register_buffer("p", torch.tensor(base_rate * depth_scale), persistent=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 
 import torch
 from lightning.pytorch import Callback
@@ -24,6 +25,24 @@ class KillAtStep(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os._exit(17)
+
+
+class SigtermAtStep(Callback):
+    """Send this process SIGTERM (what `kill` and a SLURM time limit do) when `global_step == step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class KillAtTest(Callback):
+    """Hard-exit when the test after fit starts: fit's record is written, the test's never is."""
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        os._exit(17)
 
 
 class LossTrace(Callback):
