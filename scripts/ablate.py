@@ -2,12 +2,16 @@
 
     python -m scripts.ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
         [--jobs N [--threads T] | --gpus N] [--set data.init_args.data_dir=/data]
-        [--launcher local|slurm [--submit]]
+        [--rerun-stale] [--launcher local|slurm [--submit]]
 
 A run is finished when its `metrics.json` says `"status": "completed"`; re-running skips finished runs
 and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
 the sweep goes on; the exit code is 1 if any run failed. Each run's stdout/stderr are appended to
 `stdout.log` / `stderr.log` in its run directory. File format: see `scripts/ablation.py`.
+
+Each run stores `definition.json` (its arguments + config-file hashes): a run that holds results of another
+definition is *stale*, refused unless `--rerun-stale` (which moves it to `<dir>.stale-<time>`). A damaged
+metrics.json is moved to `metrics.json.damaged-<time>`; an attempt without a checkpoint to `attempts/<time>/`.
 """
 
 from __future__ import annotations
