@@ -177,3 +177,22 @@ def process_start_time() -> float:
 
 
 _IMPORTED_AT = time.time()
+
+
+def lock_holder(run_dir: str | Path) -> str | None:
+    """'<pid> <host>' of the process holding the run directory's lock, or None when nobody holds it."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 4096).decode(errors="replace").split()
+        return " ".join(holder[:2]) or "unknown"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

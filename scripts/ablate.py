@@ -33,7 +33,7 @@ import yaml
 from callbacks.run_dir import RUN_FILES
 from callbacks.run_record import atomic_write_text
 from scripts import ablation as ablation_file
-from scripts import slurm
+from scripts import slurm, sweep_status
 from scripts.ablation import AblationError, Job, Plan, command, load_plan
 
 OK = ("completed", "finished")
@@ -161,8 +161,17 @@ def materialise(plan: Plan, job: Job, write: bool = True) -> list[str]:
     return out
 
 
-def run_job(plan: Plan, job: Job, env: dict[str, str]) -> str:
-    """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'."""
+def record_not_run(job: Job, why: str) -> None:
+    """A run the harness decided not to start (its prerequisite failed) says so in its own metrics.json, so
+    `--status` and the report see it; a later sweep moves this record into `attempts/` and runs it."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"status": "failed", "error": f"not run: {why}", "segments": []}
+    atomic_write_text(job.run_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None) -> str:
+    """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
+    `prefix` goes before the training command (`srun ...` inside a SLURM allocation)."""
     state, ckpt = run_state(job, plan)
     notes = []
     if state == "finished":
@@ -184,7 +193,7 @@ def run_job(plan: Plan, job: Job, env: dict[str, str]) -> str:
     with open(job.run_dir / "stdout.log", "a") as out, open(job.run_dir / "stderr.log", "a") as err:
         out.write(header), err.write(header)
         out.flush(), err.flush()
-        rc = subprocess.run(cmd, stdout=out, stderr=err, env=env, check=False).returncode
+        rc = subprocess.run([*(prefix or []), *cmd], stdout=out, stderr=err, env=env, check=False).returncode
     if rc != 0:
         return f"failed: exit code {rc} (see {job.run_dir / 'stderr.log'})"
     if run_state(job)[0] != "finished":
@@ -223,6 +232,7 @@ class Sweep:
                     self.pending.remove(job)
                     if status in OK:
                         return job
+                    record_not_run(job, f"prerequisite {dep} did not complete")
                     self._record(job, f"failed: prerequisite {dep} did not complete")
                     break
                 else:
@@ -282,20 +292,31 @@ def print_plan(plan: Plan) -> None:
         )
 
 
-def run_task(plan: Plan, index: int, emit: bool) -> int:
-    """One job by plan index (a SLURM array task). `emit`: print its command instead of running it."""
+def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
+    """One job by plan index (a SLURM array task). `emit`: print its command instead of running it.
+    `srun`: start the training under `srun` (one process per task of the allocation, for DDP) and, when the
+    prerequisite failed, record this run as failed without running it, as the local launcher does."""
     if not 0 <= index < len(plan.jobs):
         raise AblationError(
             f"--task {index} is out of range: the plan has {len(plan.jobs)} jobs (0..{len(plan.jobs) - 1})"
         )
     job = plan.jobs[index]
+    if srun:
+        print(f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}); "
+              f"its output goes to {job.run_dir}/stdout.log and stderr.log", flush=True)  # fmt: skip
     if job.teacher and run_state(plan.prerequisite(job.teacher), plan)[0] != "finished":
+        dep = plan.prerequisite(job.teacher).label
         print(f"{job.label}: prerequisite '{job.teacher}' has not completed; run it first", file=sys.stderr)
+        if srun:
+            record_not_run(job, f"prerequisite {dep} did not complete")
+            print(f"{job.label}: failed: prerequisite {dep} did not complete", flush=True)
+            return 1
         return 2
     state, ckpt = run_state(job, plan)
     if not emit:
-        outcome = run_job(plan, job, dict(os.environ))
-        print(f"{job.label}: {outcome}")
+        prefix = ["srun", "--kill-on-bad-exit=1", f"--cpus-per-task={os.environ.get('SLURM_CPUS_PER_TASK', '1')}"]
+        outcome = run_job(plan, job, dict(os.environ), prefix if srun else None)
+        print(f"{job.label}: {outcome}", flush=True)
         return 0 if outcome in OK else 1
     if state != "finished":  # nothing printed = nothing to do
         job.run_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +366,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="retrain runs whose stored definition differs from the plan (old run moved to <dir>.stale-<time>)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
+    p.add_argument("--status", action="store_true",
+                   help="print each run's state (finished/running/pending/failed/stale); exit 1 if any failed")
     p.add_argument("--task", type=int, default=None, help=argparse.SUPPRESS)  # one job by index (SLURM array)
+    p.add_argument("--srun", action="store_true", help=argparse.SUPPRESS)  # inside an sbatch task
     p.add_argument("--emit-command", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     bad = [s for s in args.set if "=" not in s or s.startswith("-")]
@@ -365,15 +389,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print_plan(plan)
             return 0
-        handle_stale(plan, args.rerun_stale)
+        if args.status:
+            return sweep_status.main(plan)
         if args.task is not None:
-            return run_task(plan, args.task, args.emit_command)
+            return run_task(plan, args.task, args.emit_command, args.srun)
+        handle_stale(plan, args.rerun_stale)
+        write_plan_record(plan)
         if args.launcher == "slurm":
             return slurm.launch(plan, args.config, args.runs_dir, args.set, args.submit)
     except AblationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    write_plan_record(plan)
     envs = worker_envs(args.gpus, args.jobs, args.threads)
     sweep = Sweep(plan, plan.jobs, workers=len(envs))
     threads = [threading.Thread(target=sweep.work, args=(env,)) for env in envs]

@@ -163,7 +163,10 @@ def test_failed_prerequisite_fails_its_dependants_without_running_them(
     path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}},
                          {"teacher": {"fragments": [bad]}})  # fmt: skip
     assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 1
-    assert not (tmp_path / "runs" / "toy" / "kd").exists()
+    kd_run = tmp_path / "runs" / "toy" / "kd" / "seed0"
+    assert not (kd_run / "calls.json").exists()  # never run; its record says why (for --status and the report)
+    assert json.loads((kd_run / "metrics.json").read_text())["error"] == (
+        "not run: prerequisite prerequisites/teacher/seed0 did not complete")
     assert (tmp_path / "runs" / "toy" / "baseline" / "seed1" / "metrics.json").is_file()
     assert (
         "FAILED kd/seed0: failed: prerequisite prerequisites/teacher/seed0 did not complete"
@@ -202,16 +205,22 @@ def test_slurm_script_runs_the_same_plan_with_srun_and_ddp_devices(tmp_path: Pat
     )
     folder = tmp_path / "runs" / "toy" / "slurm"
     text = (folder / "ablation.sbatch").read_text()
-    for line in ["#SBATCH --array=0-4", "#SBATCH --ntasks-per-node=4", "#SBATCH --gres=gpu:4",
-                 "#SBATCH --time=01:00:00", "#SBATCH --partition=gpu", 'eval "srun $cmd"',
-                 "#     0: prerequisites/t/seed0", "#     4: kd/seed1"]:  # fmt: skip
+    for line in ["#SBATCH --ntasks-per-node=4", "#SBATCH --gres=gpu:4", "#SBATCH --cpus-per-task=1",
+                 "#SBATCH --time=01:00:00", "#SBATCH --partition=gpu", "#SBATCH --signal=USR1@90",
+                 "#SBATCH --requeue", "#     0: prerequisites/t/seed0", "#     4: kd/seed1",
+                 'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}" MKL_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"']:  # fmt: skip
         assert line in text.splitlines(), line
-    assert f'--runs-dir {tmp_path / "runs"} --set=a.b=c --task "$SLURM_ARRAY_TASK_ID" --emit-command' in text
+    assert f'--runs-dir {tmp_path / "runs"} --set=a.b=c --task "$SLURM_ARRAY_TASK_ID" --srun' in text
     submit = (folder / "submit.sh").read_text()
-    assert "--array=0-0" in submit and '--dependency="afterok:${pre%%;*}" --array=1-4' in submit
+    assert "--array=0 " in submit and "--array=1-2 " in submit  # prerequisites; arms needing none start at once
+    assert '--dependency="afterany:${prerequisites%%;*}" --array=3-4 ' in submit  # only KD waits for the teacher
+    assert json.loads((tmp_path / "runs" / "toy" / "plan.json").read_text())["prerequisites"] == ["t"]
     plan = load_plan(path)
-    plan.base.pop()  # without the DDP config: one process, one GPU
+    plan.base.pop()  # without the DDP config: one process, and no GPU unless asked for
+    assert slurm.resources(plan) == (1, 0)
+    plan.slurm["gpus_per_task"] = 1
     assert slurm.resources(plan) == (1, 1)
+    assert slurm.index_ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
 
 
 def test_task_mode_emits_the_command_or_nothing_when_finished(tmp_path: Path, fake_trainer, capsys) -> None:
