@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -161,6 +162,12 @@ def materialise(plan: Plan, job: Job, write: bool = True) -> list[str]:
     return out
 
 
+def _warn(proc: subprocess.Popen, job: Job) -> None:
+    if proc.poll() is None:
+        print(f"{job.label}: time limit near and no SIGUSR1 from SLURM yet: sending it", flush=True)
+        proc.send_signal(signal.SIGUSR1)  # srun forwards it to the training processes
+
+
 def record_not_run(job: Job, why: str) -> None:
     """A run the harness decided not to start (its prerequisite failed) says so in its own metrics.json, so
     `--status` and the report see it; a later sweep moves this record into `attempts/` and runs it."""
@@ -169,9 +176,11 @@ def record_not_run(job: Job, why: str) -> None:
     atomic_write_text(job.run_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None) -> str:
+def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None,
+            warn_at: float | None = None) -> str:  # fmt: skip
     """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
-    `prefix` goes before the training command (`srun ...` inside a SLURM allocation)."""
+    `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time `warn_at`
+    the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
     state, ckpt = run_state(job, plan)
     notes = []
     if state == "finished":
@@ -193,7 +202,15 @@ def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None 
     with open(job.run_dir / "stdout.log", "a") as out, open(job.run_dir / "stderr.log", "a") as err:
         out.write(header), err.write(header)
         out.flush(), err.flush()
-        rc = subprocess.run([*(prefix or []), *cmd], stdout=out, stderr=err, env=env, check=False).returncode
+        proc = subprocess.Popen([*(prefix or []), *cmd], stdout=out, stderr=err, env=env)
+        timer = None
+        if warn_at is not None:
+            timer = threading.Timer(max(0.0, warn_at - time.time()), _warn, args=(proc, job))
+            timer.daemon = True
+            timer.start()
+        rc = proc.wait()
+        if timer is not None:
+            timer.cancel()
     if rc != 0:
         return f"failed: exit code {rc} (see {job.run_dir / 'stderr.log'})"
     if run_state(job)[0] != "finished":
@@ -315,7 +332,8 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
     state, ckpt = run_state(job, plan)
     if not emit:
         prefix = ["srun", "--kill-on-bad-exit=1", f"--cpus-per-task={os.environ.get('SLURM_CPUS_PER_TASK', '1')}"]
-        outcome = run_job(plan, job, dict(os.environ), prefix if srun else None)
+        warn_at = slurm.warning_time(plan) if srun else None
+        outcome = run_job(plan, job, dict(os.environ), prefix if srun else None, warn_at)
         print(f"{job.label}: {outcome}", flush=True)
         return 0 if outcome in OK else 1
     if state != "finished":  # nothing printed = nothing to do

@@ -13,11 +13,13 @@ makes Lightning's SLURM plugin checkpoint and `scontrol requeue` the task; the r
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,21 @@ def script_text(plan: Plan, config: str, runs_dir: str, sets: list[str]) -> str:
         f'exec {shlex.join(task)} --task "$SLURM_ARRAY_TASK_ID" --srun',
     ]
     return "\n".join(lines) + "\n"
+
+
+def warning_time(plan: Plan) -> float | None:
+    """Epoch time at which a task should have had its USR1: half of `signal_seconds` before the job's end.
+    Backs up `--signal`: SLURM 22.05 sends it only once per job, so after a requeue the next time limit would
+    arrive with no warning (seen on the test cluster); the harness sends it itself if it is still needed."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or shutil.which("squeue") is None:
+        return None
+    out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%e"], capture_output=True, text=True, check=False)
+    try:
+        end = datetime.fromisoformat(out.stdout.strip()).timestamp()  # local time, as squeue prints it
+    except ValueError:
+        return None  # no limit (UNLIMITED) or squeue failed
+    return end - int(options(plan).get("signal_seconds", 90)) / 2
 
 
 def index_ranges(indices: list[int]) -> str:

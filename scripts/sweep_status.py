@@ -61,17 +61,28 @@ def job_state(plan: Plan, index: int, job: Job, queue: dict[int, tuple[str, str]
     try:
         record = json.loads((job.run_dir / "metrics.json").read_text())
     except FileNotFoundError:
-        return "pending", "not started"
+        return _without_record(job)
     except (OSError, ValueError):
         return "failed", "metrics.json is damaged (the next sweep moves it aside and resumes)"
     status = record.get("status")
     if status == "failed":
-        return "failed", str(record.get("error", "no error recorded"))[:300]
+        return "failed", " ".join(str(record.get("error", "no error recorded")).split())[:400]
     if status == "interrupted":
         return "failed", f"interrupted by {record.get('signal', 'a signal')}; rerun the sweep to resume"
     if status in ("running", "fit_completed"):
         return "failed", f"process died while {status} (killed?); rerun the sweep to resume"
     return "failed", f"status {status!r}"
+
+
+def _without_record(job: Job) -> tuple[str, str]:
+    """No metrics.json: never started, or the process stopped before it had one (e.g. a bad argument is
+    rejected while the classes are built): then the last line of stderr.log is the reason."""
+    log = job.run_dir / "stderr.log"
+    lines = [ln for ln in log.read_text(errors="replace").splitlines()
+             if ln.strip() and not ln.startswith(("srun:", "slurmstepd"))] if log.is_file() else []  # fmt: skip
+    if not any(ln.startswith("# 20") for ln in lines):
+        return "pending", "not started"
+    return "failed", f"exited without a record: {lines[-1][:300]}"
 
 
 def main(plan: Plan) -> int:

@@ -10,6 +10,7 @@ NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the sa
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -271,6 +272,25 @@ def report_hparam_differences(ckpt_path: str, model_cfg: Any) -> None:
               + "\n  ".join(diffs), file=sys.stderr)  # fmt: skip
 
 
+def record_early_failure(cli: TrickbenchCLI | None, err: BaseException) -> None:
+    """An error before the Trainer's callbacks exist (a bad argument rejected while the classes are built)
+    still leaves `status: failed` with the error in the run directory this process owns (holds the lock of)."""
+    if cli is None or cli.run_lock is None or isinstance(err, (RunDirError, RunRecordError)):
+        return
+    path = Path(cli._cfg().run_dir) / "metrics.json"
+    try:
+        record = load_record(path)
+    except RunRecordError:
+        return
+    if record.get("status") == "failed" and record.get("error", "").startswith(type(err).__name__):
+        return  # RunRecord already wrote it (the error came from inside the Trainer)
+    error = f"{type(err).__name__}: {err}"[:2000]
+    record.update(status="failed", error=error)
+    record.setdefault("segments", []).append({"pid": os.getpid(), "exit": f"failed: {error[:200]}",
+                                              "fit_seconds": 0.0, "wall_seconds": 0.0})  # fmt: skip
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def main(args: Any = None) -> TrickbenchCLI:
     """Run one CLI invocation. Wall time counts from the process start for the first call in a process and
     from this call for later ones. A SIGTERM'd fit checkpoints, records `interrupted` and exits 143."""
@@ -281,6 +301,9 @@ def main(args: Any = None) -> TrickbenchCLI:
         return TrickbenchCLI(args=args, started_at=started_at)
     except SIGTERMException:
         raise SystemExit(128 + signal.SIGTERM) from None
+    except Exception as err:
+        record_early_failure(TrickbenchCLI.current, err)
+        raise
     finally:
         finish_wandb_run()
         lock = getattr(TrickbenchCLI.current, "run_lock", None)  # also when the CLI raised while being built
@@ -291,12 +314,29 @@ def main(args: Any = None) -> TrickbenchCLI:
             os.environ.pop(RUN_DIR_ENV, None)
 
 
+def construction_error(err: BaseException) -> str | None:
+    """The argument check inside jsonargparse's "Does not validate against any of the Union subtypes" error
+    (raised when a class rejects a value while being built), or None for other errors."""
+    text = str(err)
+    if not isinstance(err, ValueError) or "Does not validate against any of the Union subtypes" not in text:
+        return None
+    reasons = [ln.strip()[2:] for ln in text.splitlines()
+               if ln.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in ln]  # fmt: skip
+    return "; ".join(reasons) or None
+
+
 def cli_main() -> None:
-    """Console entry point: trickbench's own errors print as one line (no traceback) and exit 2."""
+    """Console entry point: trickbench's own errors, and an argument a class rejects while being built, print
+    as one line (no traceback) and exit 2."""
     try:
         main()
     except (RunDirError, RunRecordError) as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except ValueError as err:
+        if (reason := construction_error(err)) is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
         sys.exit(2)
 
 

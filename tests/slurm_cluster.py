@@ -5,7 +5,9 @@
 
 From Python (the pytest fixture): `cluster = start(dir)`, `cluster.env` (SLURM_CONF for the clients),
 `cluster.stop()`. The node has this machine's CPUs (`nproc`) and memory, loopback addresses only,
-`proctrack/linuxproc` and `task/none` (no cgroups needed), `select/cons_tres` (per-CPU allocation).
+`proctrack/linuxproc` and `task/none` (no cgroups needed), `select/cons_tres` (per-CPU allocation), and `cred_expire=5` with a 2-second scheduler interval: SLURM holds a requeued job for cred_expire + 1
+seconds before it may start again (121 s by default), and its main and backfill schedulers run every 60 / 30 s by default: both would make the
+time-limit test take many minutes.
 Nothing outside DIR is written except what apt installs and munge's socket.
 """
 
@@ -60,6 +62,7 @@ SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort=16817
 SlurmdPort=16818
 AuthType=auth/munge
+AuthInfo=cred_expire=5
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation={root}/state
@@ -73,6 +76,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
 MpiDefault=none
 ReturnToService=2
 JobCompType=jobcomp/none

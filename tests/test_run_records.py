@@ -157,6 +157,17 @@ def test_out_of_range_rates_are_one_error_before_data_loads(tmp_path, key, value
         main(args)  # not a DatasetError: the data were never touched
 
 
+def test_a_rejected_argument_is_one_line_from_the_shell_and_a_failed_record(tmp_path):
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run),
+                          "--model.init_args.net.init_args.dropout", "1.5"], cwd=ROOT, env=env(), capture_output=True,
+                         text=True, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "error: MLP `dropout` must be in [0, 1), got 1.5"
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "failed" and "MLP `dropout` must be in [0, 1)" in record["error"]
+
+
 def test_a_schedule_on_an_endless_run_asks_for_a_finite_length(tmp_path):
     cosine = str(ROOT / "configs" / "tricks" / "cosine.yaml")
     with pytest.raises(ValueError, match="needs a finite run length.*max_epochs=-1.*set a finite"):

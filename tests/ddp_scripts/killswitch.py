@@ -79,3 +79,15 @@ class RecordBatches(Callback):
         }  # fmt: skip
         with open(f"{self.path}.rank{trainer.global_rank}", "a") as fh:
             fh.write(json.dumps(row) + "\n")
+
+
+class SlowSteps(Callback):
+    """Sleep `seconds` after every training batch: a tiny run that takes a known wall time (SLURM time limits)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import time
+
+        time.sleep(self.seconds)
