@@ -297,3 +297,20 @@ def test_sweep_prints_a_line_when_each_run_starts_and_ends_with_the_eta(tmp_path
     assert [ln.split(":")[0] for ln in out if ln.startswith("[start")] == ["[start 1] baseline/seed0", "[start 2] other/seed0"]
     ends = [ln for ln in out if re.match(r"\[\d/2\] ", ln)]
     assert len(ends) == 2 and all(re.search(r"completed \(\d+ s; sweep ETA \d\d:\d\d:\d\d\)", ln) for ln in ends)
+
+
+def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_path: Path, fake_trainer, capsys) -> None:
+    bad = write(tmp_path / "bad.yaml", {"fake": {"fail": True}})
+    path = make_ablation(tmp_path, {"baseline": [], "bad": [bad], "later": []}, seeds=[0])
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert ablate.main([path, *runs, "--status"]) == 0  # nothing failed yet: all pending
+    assert capsys.readouterr().out.count("pending   not started") == 3
+    assert ablate.main([path, *runs]) == 1
+    root = tmp_path / "runs" / "toy"
+    (root / "later" / "seed0" / "metrics.json").write_text(json.dumps({"status": "running"}))  # died, no lock holder
+    capsys.readouterr()
+    assert ablate.main([path, *runs, "--status"]) == 1
+    out = {ln.split()[0]: ln.split(None, 2)[1:] for ln in capsys.readouterr().out.splitlines() if "/seed" in ln}
+    assert out["baseline/seed0"] == ["finished"]
+    assert out["bad/seed0"][0] == "failed" and "boom" in out["bad/seed0"][1]
+    assert out["later/seed0"] == ["failed", "process died while running (killed?); rerun the sweep to resume"]
