@@ -42,12 +42,16 @@ def classifier_score(probs: torch.Tensor, min_share: float = 0.01) -> dict[str, 
     }
 
 
-def load_run(run_dir: str | Path, ckpt: str = "checkpoints/last.ckpt") -> tuple[LightningModule, LightningDataModule]:
-    """Rebuild a run's module and DataModule from its `config.yaml`, with the checkpoint's weights."""
+def load_run(run_dir: str | Path, ckpt: str = "checkpoints/last.ckpt",
+             data_dir: str | None = None) -> tuple[LightningModule, LightningDataModule]:  # fmt: skip
+    """Rebuild a run's module and DataModule from its `config.yaml`, with the checkpoint's weights
+    (`data_dir` replaces the DataModule's, for a run trained where the data lived elsewhere)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / ckpt).is_file():
         raise FileNotFoundError(f"{run_dir} needs config.yaml and {ckpt}: pass the --run_dir of a finished fit.")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    if data_dir is not None:
+        cfg["data"].setdefault("init_args", {})["data_dir"] = str(data_dir)
     parser = ArgumentParser()
     parser.add_argument("--model", type=LightningModule)
     parser.add_argument("--data", type=LightningDataModule)
