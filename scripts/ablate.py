@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +234,8 @@ class Sweep:
         """Remaining runs x mean duration of the runs this sweep trained, shared by the workers."""
         if not self.durations:
             return "ETA ?"
-        left = (self.total - len(self.outcomes)) * sum(self.durations) / len(self.durations) / self.workers
+        # Runs not finished (running ones included) in rounds of `workers`, at the mean duration so far.
+        left = math.ceil((self.total - len(self.outcomes)) / self.workers) * sum(self.durations) / len(self.durations)
         return f"sweep ETA {time.strftime('%H:%M:%S', time.gmtime(left))}"
 
     def _dep(self, job: Job) -> str | None:
@@ -256,8 +259,9 @@ class Sweep:
                     self.cond.wait()
             return None
 
-    def _record(self, job: Job, outcome: str, note: str = "") -> None:
+    def _record(self, job: Job, outcome: str, note: str | Callable[[], str] = "") -> None:
         self.outcomes[job.label] = outcome
+        note = note() if callable(note) else note  # after the outcome counts (the ETA excludes this run)
         print(f"[{len(self.outcomes)}/{self.total}] {job.label}: {outcome}{note}", flush=True)
         self.cond.notify_all()
 
@@ -274,7 +278,7 @@ class Sweep:
                 took = time.perf_counter() - t0
                 if outcome == "completed":
                     self.durations.append(took)
-                self._record(job, outcome, f" ({took:.0f} s; {self.eta()})" if outcome != "finished" else "")
+                self._record(job, outcome, (lambda: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "")
 
 
 def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str]]:

@@ -297,6 +297,7 @@ def test_sweep_prints_a_line_when_each_run_starts_and_ends_with_the_eta(tmp_path
     assert [ln.split(":")[0] for ln in out if ln.startswith("[start")] == ["[start 1] baseline/seed0", "[start 2] other/seed0"]
     ends = [ln for ln in out if re.match(r"\[\d/2\] ", ln)]
     assert len(ends) == 2 and all(re.search(r"completed \(\d+ s; sweep ETA \d\d:\d\d:\d\d\)", ln) for ln in ends)
+    assert ends[-1].endswith("sweep ETA 00:00:00)")  # nothing left after the last run
 
 
 def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_path: Path, fake_trainer, capsys) -> None:
