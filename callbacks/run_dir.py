@@ -179,6 +179,13 @@ def process_start_time() -> float:
 _IMPORTED_AT = time.time()
 
 
+def child_environ(**extra: str) -> dict[str, str]:
+    """os.environ for a training subprocess, without `WANDB_SERVICE`: wandb puts its service address there once
+    this process has started a W&B run, and a child that inherits it registers its run with *our* service; if
+    that child is killed, the service keeps its run id "in use" and the resumed run fails to start."""
+    return {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, **extra}
+
+
 def lock_holder(run_dir: str | Path) -> str | None:
     """'<pid> <host>' of the process holding the run directory's lock, or None when nobody holds it."""
     path = Path(run_dir) / LOCK_NAME

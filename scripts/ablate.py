@@ -2,7 +2,7 @@
 
     python -m scripts.ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
         [--jobs N [--threads T] | --gpus N] [--set data.init_args.data_dir=/data]
-        [--rerun-stale] [--launcher local|slurm [--submit]]
+        [--rerun-stale] [--launcher local|slurm [--submit]] [--status]
 
 A run is finished when its `metrics.json` says `"status": "completed"`; re-running skips finished runs
 and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from callbacks.run_dir import RUN_FILES
+from callbacks.run_dir import RUN_FILES, child_environ
 from callbacks.run_record import atomic_write_text
 from scripts import ablation as ablation_file
 from scripts import slurm, sweep_status
@@ -283,7 +283,7 @@ class Sweep:
 
 def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str]]:
     """One environment per concurrent worker: a GPU each, or an equal share of the CPU cores."""
-    base = dict(os.environ)
+    base = child_environ()
     if gpus > 0:
         return [{**base, "CUDA_VISIBLE_DEVICES": str(i)} for i in range(gpus)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -337,7 +337,7 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
     if not emit:
         prefix = ["srun", "--kill-on-bad-exit=1", f"--cpus-per-task={os.environ.get('SLURM_CPUS_PER_TASK', '1')}"]
         warn_at = slurm.warning_time(plan) if srun else None
-        outcome = run_job(plan, job, dict(os.environ), prefix if srun else None, warn_at)
+        outcome = run_job(plan, job, child_environ(), prefix if srun else None, warn_at)
         print(f"{job.label}: {outcome}", flush=True)
         return 0 if outcome in OK else 1
     if state != "finished":  # nothing printed = nothing to do

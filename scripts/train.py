@@ -230,12 +230,14 @@ class TrickbenchCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def _wandb_run_id(self, run_dir: Path) -> str:
-        """The W&B run id resumes with the checkpoint: `fit --ckpt_path X` reuses the id stored in X's run
-        directory (`<run_dir>/wandb_run_id`); a fresh fit gets a new id. Written by rank 0 only."""
+        """The W&B run id resumes with the run: `fit --ckpt_path X` with X in this run directory (a resume)
+        reuses the id stored in `<run_dir>/wandb_run_id`; a fresh fit, or one that starts from another run's
+        checkpoint into a new directory (fine-tuning), gets a new id. Written by rank 0 only."""
         ckpt = self._cfg().get("ckpt_path") if self.subcommand == "fit" else None
         src = run_dir if ckpt in ("last", "best", "hpc", "registry") else Path(str(ckpt)).resolve().parent.parent
-        stored = src / "wandb_run_id"
-        run_id = stored.read_text().strip() if ckpt and stored.is_file() else secrets.token_hex(4)
+        stored = run_dir / "wandb_run_id"
+        resume = ckpt is not None and src.resolve() == run_dir.resolve() and stored.is_file()
+        run_id = stored.read_text().strip() if resume else secrets.token_hex(4)
         if self.subcommand == "fit" and rank_zero_only.rank == 0:
             atomic_write_text(run_dir / "wandb_run_id", run_id + "\n")
         return run_id

@@ -22,6 +22,7 @@ import pytest
 import torch
 from conftest import make_fake_cifar, make_fake_mnist
 
+from callbacks.run_dir import child_environ
 from datamodules.base import TensorLoader
 from lightning_modules.nets import MLP
 
@@ -43,7 +44,7 @@ def arms(tmp_path_factory) -> tuple[Path, Path]:
     torch.manual_seed(1)
     torch.save(MLP(784, [16], 10).state_dict(), root / "teacher.pt")
     paths = [str(p) for p in (mnist, cifar, root / "teacher.pt")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    env = {**child_environ(), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, str(HELPERS / "ddp_arms.py"), str(root / "ddp"), *paths, "ddp"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import make_fake_cifar
 
+from callbacks.run_dir import child_environ
 from datamodules.base import TensorLoader
 from scripts.train import main
 
@@ -78,7 +79,7 @@ def write_config(run: Path, data: Path, every: int) -> Path:
 
 
 def subprocess_env(wandb_mode: str = "disabled") -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb_mode,
+    return {**child_environ(), "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb_mode,
             "PYTHONPATH": os.pathsep.join([str(HELPERS), str(ROOT)])}  # fmt: skip
 
 

@@ -19,7 +19,7 @@ import yaml
 from conftest import fit_smoke, make_fake_mnist
 from wandb_records import run_config
 
-from callbacks.run_dir import RunDirError, RunLock, default_run_dir
+from callbacks.run_dir import RunDirError, RunLock, child_environ, default_run_dir
 from callbacks.run_record import RunRecordError, atomic_write_text
 from datamodules.integrity import DatasetError
 from scripts.train import main
@@ -41,7 +41,7 @@ def files_of(run: Path) -> dict[str, bytes]:
 
 
 def env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+    return {**child_environ(), "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
             "PYTHONPATH": os.pathsep.join([str(HELPERS), str(ROOT)]), **extra}  # fmt: skip
 
 
@@ -269,6 +269,28 @@ def test_wandb_offline_run_holds_the_whole_config_and_provenance(tmp_path, monke
     assert set(prov) >= {"git_commit", "git_dirty", "host", "cpu"}
     record = json.loads((run / "metrics.json").read_text())
     assert record["provenance"]["git_commit"] == prov["git_commit"] and record["provenance"]["host"] == prov["host"]
+
+
+def test_a_run_started_from_another_runs_checkpoint_gets_its_own_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    fit(first)
+    first_id = (first / "wandb_run_id").read_text().strip()
+    fit(tuned, "--ckpt_path", str(first / "checkpoints" / "last.ckpt"), "--trainer.max_epochs", "3")
+    tuned_id = (tuned / "wandb_run_id").read_text().strip()
+    assert tuned_id != first_id and not list((first / "wandb").glob(f"*-{tuned_id}"))
+    assert [d.name.rsplit("-", 1)[1] for d in (tuned / "wandb").glob("offline-run-*")] == [tuned_id]
+
+
+def test_training_subprocesses_do_not_inherit_this_processs_wandb_service(tmp_path, monkeypatch):
+    """After an in-process W&B run, wandb leaves WANDB_SERVICE in os.environ; a harness child that inherits it
+    joins this process's service, and once killed its run id stays "in use" there: the resume then fails."""
+    from scripts import ablate
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    fit(tmp_path / "run")
+    assert "WANDB_SERVICE" in os.environ  # what wandb does (if this changes, the guard is moot, not wrong)
+    assert all("WANDB_SERVICE" not in e for e in ablate.worker_envs(0, 2, None)) and "WANDB_SERVICE" not in env()
 
 
 # Progress without a terminal.
