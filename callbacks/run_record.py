@@ -53,6 +53,16 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int = 0o666) -> 
     atomic_write(path, lambda fh: fh.write(text.encode()), mode)
 
 
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """`obj` as indented, key-sorted JSON (the form of every record and plan file), written atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def error_text(err: BaseException) -> str:
+    """How a record states an error: `Type: message`, at most 2000 characters."""
+    return f"{type(err).__name__}: {err}"[:2000]
+
+
 def _scalar(v: Any) -> float | None:
     try:
         f = float(v)
@@ -138,7 +148,7 @@ class RunRecord(Callback):
             global_step=trainer.global_step,
             epoch=trainer.current_epoch,
         )
-        atomic_write_text(self.path, json.dumps(self.record, indent=2, sort_keys=True) + "\n")
+        atomic_write_json(self.path, self.record)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._t0["fit"] = time.perf_counter()
@@ -176,7 +186,7 @@ class RunRecord(Callback):
             self._write(trainer, "interrupted: SIGTERM")
             return
         self.record["status"] = "failed"
-        self.record["error"] = f"{type(exception).__name__}: {exception}"[:2000]
+        self.record["error"] = error_text(exception)
         self._write(trainer, f"failed: {self.record['error'][:200]}")
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

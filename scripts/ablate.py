@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from callbacks.run_dir import RUN_FILES, child_environ
-from callbacks.run_record import atomic_write_text
+from callbacks.run_record import atomic_write_json, atomic_write_text
 from scripts import ablation as ablation_file
 from scripts import slurm, sweep_status
 from scripts.ablation import AblationError, Job, Plan, command, load_plan
@@ -175,7 +175,7 @@ def record_not_run(job: Job, why: str) -> None:
     `--status` and the report see it; a later sweep moves this record into `attempts/` and runs it."""
     job.run_dir.mkdir(parents=True, exist_ok=True)
     record = {"status": "failed", "error": f"not run: {why}", "segments": []}
-    atomic_write_text(job.run_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(job.run_dir / "metrics.json", record)
 
 
 def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None,
@@ -197,7 +197,7 @@ def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None 
     job.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         cmd = command(plan, job, materialise(plan, job), ckpt)
-        atomic_write_text(job.run_dir / DEFINITION, json.dumps(definition(plan, job), indent=2, sort_keys=True) + "\n")
+        atomic_write_json(job.run_dir / DEFINITION, definition(plan, job))
     except (OSError, yaml.YAMLError) as err:
         return f"failed: could not prepare the run ({err})"
     header = "".join(f"\n{n}" for n in notes) + f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {state}: {shlex.join(cmd)}\n"
@@ -302,7 +302,7 @@ def write_plan_record(plan: Plan) -> None:
         "runs": {j.label: {"arm": j.arm, "seed": j.seed, "fragments": list(j.fragments), "teacher": j.teacher}
                  for j in plan.jobs},
     }  # fmt: skip
-    atomic_write_text(plan.root / "plan.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(plan.root / "plan.json", record)
 
 
 def print_plan(plan: Plan) -> None:

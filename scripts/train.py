@@ -10,7 +10,6 @@ NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the sa
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -42,7 +41,14 @@ from callbacks.run_dir import (
     process_start_time,  # fmt: skip
     provenance,
 )
-from callbacks.run_record import RunRecord, RunRecordError, atomic_write_text, load_record
+from callbacks.run_record import (
+    RunRecord,
+    RunRecordError,
+    atomic_write_json,
+    atomic_write_text,
+    error_text,
+    load_record,  # fmt: skip
+)
 
 RUN_DIR_ENV = "TRICKBENCH_RUN_DIR"  # rank 0's resolved run dir, inherited by the DDP ranks it launches
 EVAL_SUBCOMMANDS = ("test", "validate", "predict")
@@ -72,7 +78,9 @@ class RunDirConfig(SaveConfigCallback):
             self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
             params = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
             dm = trainer.datamodule
-            params["provenance"] = {**provenance(), "data_fingerprint": getattr(dm, "fingerprint", "") if dm else ""}
+            record = next(c for c in trainer.callbacks if isinstance(c, RunRecord))  # provenance computed once
+            params["provenance"] = {**record.record["provenance"],
+                                    "data_fingerprint": getattr(dm, "fingerprint", "") if dm else ""}  # fmt: skip
             for logger in trainer.loggers:
                 logger.log_hyperparams(params)
         self.already_saved = True
@@ -134,7 +142,7 @@ class TrickbenchCLI(LightningCLI):
             cfg.run_dir = os.environ[RUN_DIR_ENV]  # a DDP rank re-running the command: rank 0 chose the dir
             return
         run_dir = self._resolve_run_dir(cfg)
-        self.run_lock = RunLock(run_dir).acquire()  # before anything is written or deleted there
+        lock = RunLock(run_dir).acquire()  # before anything is written or deleted there
         try:
             if self.subcommand == "fit" and holds_run(run_dir):
                 if cfg.overwrite:
@@ -143,8 +151,9 @@ class TrickbenchCLI(LightningCLI):
                     raise RunDirError(self._occupied_message(run_dir))
             load_record(run_dir / "metrics.json")  # a damaged record: one clear error before any work
         except BaseException:
-            self.run_lock.release()
+            lock.release()
             raise
+        self.run_lock = lock  # from here on this process owns the run directory
         cfg.run_dir = str(run_dir)
         os.environ[RUN_DIR_ENV] = str(run_dir)
         if isinstance(cfg.ckpt_path, str) and Path(cfg.ckpt_path).is_file():
@@ -275,22 +284,21 @@ def report_hparam_differences(ckpt_path: str, model_cfg: Any) -> None:
 
 
 def record_early_failure(cli: TrickbenchCLI | None, err: BaseException) -> None:
-    """An error before the Trainer's callbacks exist (a bad argument rejected while the classes are built)
-    still leaves `status: failed` with the error in the run directory this process owns (holds the lock of)."""
-    if cli is None or cli.run_lock is None or isinstance(err, (RunDirError, RunRecordError)):
+    """An error before the Trainer exists (a bad argument rejected while the classes are built), and so before
+    `RunRecord` can record anything, still leaves `status: failed` with the error in the run directory this
+    process owns (holds the lock of). Errors once the Trainer exists are RunRecord's."""
+    if cli is None or cli.run_lock is None or hasattr(cli, "trainer"):
         return
     path = Path(cli._cfg().run_dir) / "metrics.json"
     try:
         record = load_record(path)
     except RunRecordError:
         return
-    if record.get("status") == "failed" and record.get("error", "").startswith(type(err).__name__):
-        return  # RunRecord already wrote it (the error came from inside the Trainer)
-    error = f"{type(err).__name__}: {err}"[:2000]
+    error = error_text(err)
     record.update(status="failed", error=error)
     record.setdefault("segments", []).append({"pid": os.getpid(), "exit": f"failed: {error[:200]}",
                                               "fit_seconds": 0.0, "wall_seconds": 0.0})  # fmt: skip
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(path, record)
 
 
 def main(args: Any = None) -> TrickbenchCLI:

@@ -67,6 +67,16 @@ def fake_cifar(tmp_path: Path) -> Path:
     return make_fake_cifar(tmp_path / "data")
 
 
+def subprocess_env(wandb_mode: str = "disabled", **extra: str) -> dict[str, str]:
+    """Environment of a CLI subprocess: one torch thread, the W&B mode, the repo and tests/ddp_scripts (callbacks
+    the tests inject) on PYTHONPATH, and never this process's WANDB_SERVICE (`callbacks.run_dir.child_environ`)."""
+    from callbacks.run_dir import child_environ
+
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(root / "tests" / "ddp_scripts"), str(root)])
+    return child_environ(OMP_NUM_THREADS="1", WANDB_MODE=wandb_mode, PYTHONPATH=path, **extra)
+
+
 def fit_smoke(cfg: str, data_dir: Path, run_dir: Path, *extra: str):
     """`scripts.train fit` of a repo config on a fake MNIST/CIFAR folder with `configs/trainer/cpu_smoke.yaml`
     (a few CPU steps), a 32-image hold-out and no logger; `extra` are further CLI arguments."""

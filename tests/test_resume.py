@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_fake_cifar
+from conftest import make_fake_cifar, subprocess_env
 
-from callbacks.run_dir import child_environ
 from datamodules.base import TensorLoader
 from scripts.train import main
 
@@ -76,11 +74,6 @@ def write_config(run: Path, data: Path, every: int) -> Path:
     path = run.parent / f"{run.name}.yaml"
     path.write_text(CONFIG.format(run=run, data=data, every=every))
     return path
-
-
-def subprocess_env(wandb_mode: str = "disabled") -> dict[str, str]:
-    return {**child_environ(), "OMP_NUM_THREADS": "1", "WANDB_MODE": wandb_mode,
-            "PYTHONPATH": os.pathsep.join([str(HELPERS), str(ROOT)])}  # fmt: skip
 
 
 def trace(run: Path) -> dict[int, dict]:

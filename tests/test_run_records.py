@@ -16,16 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import fit_smoke, make_fake_mnist
+from conftest import fit_smoke, make_fake_mnist, subprocess_env
 from wandb_records import run_config
 
-from callbacks.run_dir import RunDirError, RunLock, child_environ, default_run_dir
+from callbacks.run_dir import RunDirError, RunLock, default_run_dir
 from callbacks.run_record import RunRecordError, atomic_write_text
 from datamodules.integrity import DatasetError
 from scripts.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPERS = ROOT / "tests" / "ddp_scripts"
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")
 MNIST_MLP = str(ROOT / "configs" / "mnist_mlp.yaml")
 FAST = ["--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
@@ -38,11 +37,6 @@ def fit(run: Path, *extra: str):
 
 def files_of(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
-
-
-def env(**extra: str) -> dict[str, str]:
-    return {**child_environ(), "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-            "PYTHONPATH": os.pathsep.join([str(HELPERS), str(ROOT)]), **extra}  # fmt: skip
 
 
 # 1. A used run directory is never silently reused.
@@ -68,7 +62,7 @@ def test_cli_prints_the_refusal_as_one_line_and_exits_2(tmp_path):
     run = tmp_path / "run"
     fit(run)
     out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
-                         cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+                         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: run directory")
 
@@ -79,7 +73,7 @@ def test_a_locked_run_dir_stops_a_second_process_naming_the_holder(tmp_path):
     code = ("import time; from callbacks.run_dir import RunLock; "
             f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code],
-                              cwd=ROOT, env=env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+                              cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunDirError, match=rf"in use by PID {holder.pid} "):
@@ -160,7 +154,7 @@ def test_out_of_range_rates_are_one_error_before_data_loads(tmp_path, key, value
 def test_a_rejected_argument_is_one_line_from_the_shell_and_a_failed_record(tmp_path):
     run = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run),
-                          "--model.init_args.net.init_args.dropout", "1.5"], cwd=ROOT, env=env(), capture_output=True,
+                          "--model.init_args.net.init_args.dropout", "1.5"], cwd=ROOT, env=subprocess_env(), capture_output=True,
                          text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == "error: MLP `dropout` must be in [0, 1), got 1.5"
@@ -190,7 +184,7 @@ def test_resume_keeps_val_metrics_and_sums_times_over_processes(tmp_path):
     run = tmp_path / "run"
     args = ["fit", "--config", SYNTH, "--run_dir", str(run), *FAST, "--trainer.max_epochs", "4"]
     kill = ["--trainer.callbacks+", "killswitch.KillAtTest"]
-    first = subprocess.run([sys.executable, "-m", "scripts.train", *args, *kill], cwd=ROOT, env=env(),
+    first = subprocess.run([sys.executable, "-m", "scripts.train", *args, *kill], cwd=ROOT, env=subprocess_env(),
                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert first.returncode == 17, first.stderr[-2000:]  # died after fit, before test
     record = json.loads((run / "metrics.json").read_text())
@@ -209,7 +203,7 @@ def test_resume_keeps_val_metrics_and_sums_times_over_processes(tmp_path):
 def test_wall_seconds_counts_imports_and_not_an_earlier_run(tmp_path):
     t0 = time.time()
     out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir",
-                          str(tmp_path / "a"), *FAST], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+                          str(tmp_path / "a"), *FAST], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     outer = time.time() - t0
     assert out.returncode == 0, out.stderr[-2000:]
     wall = json.loads((tmp_path / "a" / "metrics.json").read_text())["wall_seconds"]
@@ -290,7 +284,7 @@ def test_training_subprocesses_do_not_inherit_this_processs_wandb_service(tmp_pa
     monkeypatch.setenv("WANDB_MODE", "offline")
     fit(tmp_path / "run")
     assert "WANDB_SERVICE" in os.environ  # what wandb does (if this changes, the guard is moot, not wrong)
-    assert all("WANDB_SERVICE" not in e for e in ablate.worker_envs(0, 2, None)) and "WANDB_SERVICE" not in env()
+    assert all("WANDB_SERVICE" not in e for e in ablate.worker_envs(0, 2, None)) and "WANDB_SERVICE" not in subprocess_env()
 
 
 # Progress without a terminal.
@@ -298,7 +292,7 @@ def test_fit_with_stdout_to_a_file_prints_one_progress_line_per_epoch(tmp_path):
     log = tmp_path / "stdout.log"
     with open(log, "w") as fh:
         proc = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir",
-                               str(tmp_path / "run"), *FAST[:1], "3", *FAST[2:]], cwd=ROOT, env=env(), stdout=fh,
+                               str(tmp_path / "run"), *FAST[:1], "3", *FAST[2:]], cwd=ROOT, env=subprocess_env(), stdout=fh,
                               stderr=subprocess.PIPE, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in log.read_text().splitlines() if ln.startswith("epoch ")]

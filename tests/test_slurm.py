@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_fake_mnist
+from conftest import make_fake_mnist, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPERS = ROOT / "tests" / "ddp_scripts"
 sys.path.insert(0, str(ROOT / "tests"))
 import slurm_cluster  # noqa: E402
 
@@ -39,8 +38,7 @@ def cluster(tmp_path_factory):
 
 
 def env(cluster) -> dict[str, str]:
-    return {**cluster.env, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-            "PYTHONPATH": os.pathsep.join([str(HELPERS), str(ROOT)])}  # fmt: skip
+    return subprocess_env(SLURM_CONF=cluster.env["SLURM_CONF"])
 
 
 def ablate(cluster, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
