@@ -300,6 +300,20 @@ def test_sweep_prints_a_line_when_each_run_starts_and_ends_with_the_eta(tmp_path
     assert ends[-1].endswith("sweep ETA 00:00:00)")  # nothing left after the last run
 
 
+def test_sweep_eta_is_rounds_of_workers_times_the_mean_run(tmp_path: Path, capsys) -> None:
+    """3 runs, 2 workers, 100-s runs: after 2 have finished one more round is left (100 s, not 50 s); after the
+    3rd is recorded, nothing (the ETA is computed once its outcome counts)."""
+    plan = load_plan(make_ablation(tmp_path, {"baseline": []}, seeds=[0, 1, 2]), tmp_path / "runs")
+    sweep = ablate.Sweep(plan, plan.jobs, workers=2)
+    sweep.durations = [100.0, 100.0]
+    sweep.outcomes = {"baseline/seed0": "completed", "baseline/seed1": "completed"}
+    assert sweep.eta() == "sweep ETA 00:01:40"
+    sweep.durations.append(100.0)
+    with sweep.cond:
+        sweep._record(plan.jobs[2], "completed", lambda: f" ({sweep.eta()})")
+    assert capsys.readouterr().out.strip() == "[3/3] baseline/seed2: completed (sweep ETA 00:00:00)"
+
+
 def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_path: Path, fake_trainer, capsys) -> None:
     bad = write(tmp_path / "bad.yaml", {"fake": {"fail": True}})
     path = make_ablation(tmp_path, {"baseline": [], "bad": [bad], "later": []}, seeds=[0])
