@@ -1,8 +1,11 @@
-"""Training-loop tricks as Lightning callbacks (EMA is Lightning's own `EMAWeightAveraging`)."""
+"""Training-loop tricks as Lightning callbacks."""
 
+from callbacks.averaging import EMA, Lookahead
 from callbacks.distillation import KnowledgeDistillation
 from callbacks.run_record import RunRecord
 from callbacks.stochastic_depth import StochasticDepthScheduler
 from callbacks.warmup import LRWarmup, WarmupLR
+from callbacks.whitening import PatchWhitening
 
-__all__ = ["KnowledgeDistillation", "LRWarmup", "RunRecord", "StochasticDepthScheduler", "WarmupLR"]
+__all__ = ["EMA", "KnowledgeDistillation", "LRWarmup", "Lookahead", "PatchWhitening", "RunRecord",
+           "StochasticDepthScheduler", "WarmupLR"]

@@ -17,8 +17,10 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Te
     return torch.rand(shape, generator=generator)
 
 
-def batch_random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-pad by `padding` pixels, then cut a random HxW window per sample (N, C, H, W).
+def batch_random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None,
+                      mode: str = "constant") -> torch.Tensor:  # fmt: skip
+    """Pad by `padding` pixels (`mode`: "constant" = zeros, or "reflect" as airbench94), then cut a random
+    HxW window per sample (N, C, H, W).
 
     One `gather` over the flattened padded image: ~6x faster on CPU than 4-D advanced indexing
     (same output bit for bit), one kernel on GPU, and no host sync.
@@ -26,7 +28,7 @@ def batch_random_crop(x: torch.Tensor, padding: int, generator: torch.Generator 
     if padding <= 0:
         return x
     n, c, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4)
+    padded = F.pad(x, (padding,) * 4, mode=mode)
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
     cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # (N, W)

@@ -143,6 +143,10 @@ class TensorDataModule(LightningDataModule):
     def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def sample_train_images(self, n: int) -> torch.Tensor:
+        """The first `n` training images as the model sees them at test time (for data-dependent inits)."""
+        return self.eval_transform(self._split("train")[0][:n])
+
     # --- loaders ------------------------------------------------------------------------------
     def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self.splits:

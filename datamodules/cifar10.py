@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -43,8 +44,8 @@ def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 class CIFAR10DataModule(TensorDataModule):
     """50k train (minus a seeded `val_size` hold-out) / 10k official test; x is (3, 32, 32).
 
-    Augmentation (train only, per sample, batched): random crop after `crop_padding` zero
-    pixels, horizontal flip, optional cutout; then per-channel normalisation.
+    Augmentation (train only, per sample, batched): random crop after `crop_padding` pixels of
+    padding (zeros, or `crop_pad_mode: reflect` as airbench94), horizontal flip, optional cutout; then per-channel normalisation.
     `alternating_flip=True` (with `flip=True`) replaces the coin-flip mirror by airbench's schedule:
     a seeded half of the training set is stored mirrored, and odd epochs mirror every batch.
     `device_resident=True` keeps every split on the training device (airbench's data path).
@@ -57,6 +58,7 @@ class CIFAR10DataModule(TensorDataModule):
         download: bool = False,
         accept_nonoriginal: bool = False,
         crop_padding: int = 4,
+        crop_pad_mode: Literal["zeros", "reflect"] = "zeros",
         flip: bool = True,
         alternating_flip: bool = False,
         cutout: int = 0,
@@ -72,6 +74,9 @@ class CIFAR10DataModule(TensorDataModule):
         self.data_dir = Path(data_dir)
         self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
         self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
+        if crop_pad_mode not in ("zeros", "reflect"):
+            raise ValueError(f"CIFAR10DataModule crop_pad_mode must be 'zeros' or 'reflect', got {crop_pad_mode!r}")
+        self.crop_pad_mode = "constant" if crop_pad_mode == "zeros" else "reflect"
         self.alternating_flip = alternating_flip
         self.train_subset = train_subset  # >0: keep only the first N training images (quick CPU runs)
         self.mean, self.std = (CIFAR10_MEAN, CIFAR10_STD) if normalize else (None, None)
@@ -115,7 +120,7 @@ class CIFAR10DataModule(TensorDataModule):
         return {"train": (x_tr, y_train[tr]), "val": (x_train[va], y_train[va]), "test": (x_test, y_test)}
 
     def train_transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x = batch_random_crop(x, self.crop_padding, generator)
+        x = batch_random_crop(x, self.crop_padding, generator, self.crop_pad_mode)
         if self.flip and self.alternating_flip:
             x = alternating_hflip(x, self.trainer.current_epoch if self.trainer is not None else 0)
         elif self.flip:

@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_modules import optim
 from lightning_modules.ops.checks import check_range
+from lightning_modules.ops.tta import tta_logits
 
 # (x, logits, targets) -> scalar. targets are class ids, or soft targets (N, C) under mixup.
 LossTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -39,11 +40,15 @@ class Classifier(LightningModule):
         label_smoothing: float = 0.0,
         batch_mix: BatchMix | None = None,
         tta_flip: bool = False,
+        tta_translate: bool = False,
+        norm_lr_scale: float = 1.0,
         channels_last: bool = False,
         compile: bool | Literal["auto"] = False,  # "auto": compile only on CUDA (CPU compiles are slow to pay off)
     ) -> None:
         super().__init__()
         check_range("Classifier", "label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+        if not norm_lr_scale > 0:
+            raise ValueError(f"Classifier norm_lr_scale multiplies the norm layers' lr and must be > 0, got {norm_lr_scale}")
         self.save_hyperparameters(ignore=["net", "optimizer", "lr_scheduler", "batch_mix"])
         self.net = net
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
@@ -137,11 +142,22 @@ class Classifier(LightningModule):
             self.log("train/acc", metric.compute())
         metric.reset()
 
+    def on_train_start(self) -> None:
+        if getattr(self.net, "whiten_stem", False) and not bool(self.net.stem_whitened):
+            raise ValueError(
+                f"{type(self.net).__name__}(whiten_stem=True) has a frozen stem that nothing initialised: add the "
+                "callbacks.PatchWhitening callback (configs/tricks/whiten_stem.yaml), or set whiten_stem: false"
+            )
+
+    def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with the configured test-time augmentation (images only): what val/test/ensembles score."""
+        if x.dim() != 4:
+            return self(x)
+        return tta_logits(self, x, flip=self.hparams.tta_flip, translate=self.hparams.tta_translate)
+
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
-        logits = self(x)
-        if self.hparams.tta_flip and x.dim() == 4:
-            logits = (logits + self(x.flip(-1))) / 2  # average over the image and its mirror
+        logits = self.eval_logits(x)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True, prog_bar=stage == "val")
         self.metrics[f"{stage}_"](logits, y)
         self.log(f"{stage}/acc", self.metrics[f"{stage}_"], prog_bar=stage == "val")
@@ -157,4 +173,5 @@ class Classifier(LightningModule):
 
     def configure_optimizers(self):
         return optim.configure(self, self.net, self.optimizer, self.lr_scheduler,
-                               self.hparams.scheduler_interval, self.hparams.no_decay_1d)  # fmt: skip
+                               self.hparams.scheduler_interval, self.hparams.no_decay_1d,
+                               self.hparams.norm_lr_scale)  # fmt: skip

@@ -118,13 +118,9 @@ def evaluate(run_dir: Path, split: str, data_dir: str | None) -> tuple[torch.Ten
     model, dm = load_run(run_dir, data_dir=data_dir)
     dm.setup("test")
     x, y = dm.splits[split]
-    tta = bool(getattr(model, "hparams", {}).get("tta_flip", False))
     out = []
     for chunk in x.split(500):
-        inp = dm.eval_transform(chunk)
-        logits = model(inp)
-        if tta and inp.dim() == 4:
-            logits = (logits + model(inp.flip(-1))) / 2  # as Classifier._eval_step does
+        logits = model.eval_logits(dm.eval_transform(chunk))  # TTA as the run was configured
         out.append(logits.float().softmax(1))
     return torch.cat(out), y, x
 

@@ -24,6 +24,10 @@ def drop_path(x: torch.Tensor, p: float | torch.Tensor, training: bool) -> torch
     return x * mask / torch.clamp(torch.as_tensor(keep, device=x.device, dtype=x.dtype), min=1e-6)
 
 
+def _sync_active(module: "DropPath", _incompatible_keys: object) -> None:
+    module.active = bool(module.p > 0)  # a loaded checkpoint's rate decides, not the constructor's
+
+
 class DropPath(nn.Module):
     """Drop-path with its rate in a buffer, so a scheduler can change it without recompiles.
 
@@ -38,12 +42,17 @@ class DropPath(nn.Module):
         check_range("DropPath", "depth_scale", depth_scale)
         self.depth_scale = depth_scale
         self.register_buffer("p", torch.tensor(base_rate * depth_scale), persistent=True)
+        # Python mirror of `p > 0`: at p = 0 forward is the identity with no mask drawn (no kernels, and
+        # the global RNG stream does not move). Under torch.compile only a 0 <-> >0 switch recompiles.
+        self.active = base_rate * depth_scale > 0
+        self.register_load_state_dict_post_hook(_sync_active)
 
     def set_base_rate(self, base_rate: float) -> None:
         self.p.fill_(base_rate * self.depth_scale)
+        self.active = base_rate * self.depth_scale > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.p, self.training)
+        return drop_path(x, self.p, self.training) if self.active else x
 
     def extra_repr(self) -> str:
         return f"p={float(self.p):.4f}, depth_scale={self.depth_scale:.3f}"
