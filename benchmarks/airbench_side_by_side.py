@@ -8,6 +8,9 @@ together (on a CPU with one thread each, so both see the same machine; the pair 
 between runs). Each side's CPU seconds (user + sys of its whole process, from `os.wait4`) and wall
 seconds are recorded with its test accuracy, and the ratios trickbench / airbench.
 
+On a GPU machine without network install airbench from the wheel shipped here:
+`pip install benchmarks/wheels/airbench-0.1.8-py3-none-any.whl`.
+
 On a CPU airbench is patched only to run there: fp32 instead of `.half().cuda()` (the patch maps
 `.half()`/`.cuda()` to no-ops while its net and loaders are built, and loads the data onto the CPU),
 and wall-clock timers instead of CUDA events. On a GPU it runs unpatched. Both read the same images:
@@ -177,6 +180,8 @@ def main() -> None:
     from callbacks.run_dir import provenance
     from callbacks.run_record import atomic_write_json, atomic_write_text
 
+    started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
+
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     write_airbench_data(Path(args.data_dir), args.accept_nonoriginal, work)
@@ -219,7 +224,7 @@ def main() -> None:
         runs.append(result)
         print(json.dumps({k2: result[k2] for k2 in ("run", "ratio_cpu", "ratio_wall")}), flush=True)
 
-    payload = {"provenance": provenance(), "threads_per_side": args.threads, "concurrent": not args.sequential,
+    payload = {"provenance": started_with, "threads_per_side": args.threads, "concurrent": not args.sequential,
                "device": "cuda" if gpu else "cpu", "command": "python -m benchmarks.airbench_side_by_side "
                + shlex.join(sys.argv[1:]), "runs": runs}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,7 @@ class Lookahead(Callback):
         self.every, self.decay, self.power = every, decay, power
         self.average: dict[str, torch.Tensor] = {}
         self._loaded: dict[str, torch.Tensor] | None = None
+        self.final_live: dict[str, torch.Tensor] | None = None  # the live weights the last step produced
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         live = float_state(_net(pl_module), buffers=True)
@@ -89,6 +90,8 @@ class Lookahead(Callback):
         if step % self.every and not last:
             return
         live = float_state(_net(pl_module), buffers=True)
+        if last:  # kept (and checkpointed) so the live weights can still be scored against the average
+            self.final_live = {k: v.detach().cpu().clone() for k, v in live.items()}
         if step % self.every == 0:
             lerp_into(self.average, live, lookahead_decay(step, total, self.decay, self.every, self.power))
         with torch.no_grad():
@@ -96,10 +99,14 @@ class Lookahead(Callback):
                 live[k].copy_(a)  # at the last step the final weights are the average (decay 1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"average": {k: v.detach().cpu().clone() for k, v in self.average.items()}}
+        state: dict[str, Any] = {"average": {k: v.detach().cpu().clone() for k, v in self.average.items()}}
+        if self.final_live is not None:
+            state["final_live"] = self.final_live
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._loaded = state["average"]
+        self.final_live = state.get("final_live")
 
 
 class EMA(Callback):
@@ -208,3 +215,15 @@ class EMA(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._live_ref = _net(pl_module)
+
+
+def live_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The live (un-averaged) net weights a checkpoint carries besides its final ones: EMA's `live`, or
+    Lookahead's `final_live` (the last step's weights before they were replaced by the average); None
+    when the run had no weight average (then its weights are the live ones)."""
+    for key, state in checkpoint.get("callbacks", {}).items():
+        if key.startswith("EMA") and state.get("live") is not None:
+            return state["live"]
+        if key.startswith("Lookahead") and state.get("final_live") is not None:
+            return state["final_live"]
+    return None

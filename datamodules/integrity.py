@@ -49,22 +49,27 @@ def check_files(
     """
     require_folder(root, dataset)
     found: dict[str, str] = {}
+    mismatched: list[str] = []
     for name, want in expected.items():
         path = root / name
         if not path.is_file():
             raise DatasetError(f"{dataset}: missing file {path}. {hint}")
         found[name] = md5sum(path)
         if found[name] != want:
-            msg = (
-                f"{dataset}: checksum mismatch for {path} (md5 {found[name]}, expected {want}). "
-                "The file is damaged or is not the original release."
-            )
             if not accept_nonoriginal:
                 raise DatasetError(
-                    msg + f" Delete it and re-download, or pass accept_nonoriginal=True "
-                    "to use a re-encoded copy on purpose (its fingerprint is then recorded)."
+                    f"{dataset}: checksum mismatch for {path} (md5 {found[name]}, expected {want}). The file is "
+                    "damaged or is not the original release. Delete it and re-download, or pass "
+                    "accept_nonoriginal=True to use a re-encoded copy on purpose (its fingerprint is then recorded)."
                 )
-            warnings.warn(msg + " Using it because accept_nonoriginal=True.", stacklevel=3)
+            mismatched.append(name)
+    if mismatched:  # one line for the whole copy, not one per file
+        warnings.warn(
+            f"{dataset}: {len(mismatched)} of {len(expected)} files in {root} are not the original release "
+            f"({', '.join(mismatched)}); using them because accept_nonoriginal=True (fingerprint "
+            f"{fingerprint(found)} is recorded with the run).",
+            stacklevel=3,
+        )
     return found
 
 

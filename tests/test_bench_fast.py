@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from datamodules import CIFAR10DataModule
 from datamodules.augment import alternating_hflip, batch_random_crop
+from lightning_modules.ops.whitening import whitening_filters
 from scripts.train import main as train_main
 
 
@@ -42,6 +43,15 @@ def test_gather_crop_matches_per_sample_slicing():
     assert torch.equal(out, ref) and not torch.equal(out, x)
 
 
+def test_reflect_padded_crop_matches_per_sample_slicing():
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    out = batch_random_crop(x, 2, torch.Generator().manual_seed(5), mode="reflect")
+    offsets = torch.randint(0, 5, (2, 16), generator=torch.Generator().manual_seed(5))
+    padded = F.pad(x, (2,) * 4, mode="reflect")
+    ref = torch.stack([padded[i, :, a : a + 8, b : b + 8] for i, (a, b) in enumerate(offsets.T.tolist())])
+    assert torch.equal(out, ref) and not torch.equal(out, batch_random_crop(x, 2, torch.Generator().manual_seed(5)))
+
+
 def test_fast_preset_trains_on_cpu_without_compiling(fake_cifar, tmp_path):
     run = tmp_path / "run"
     cli = train_main([
@@ -53,7 +63,14 @@ def test_fast_preset_trains_on_cpu_without_compiling(fake_cifar, tmp_path):
     model, dm = cli.model, cli.datamodule
     assert model.hparams.compile == "auto" and model._fwd is model.net  # CPU: "auto" does not compile
     assert dm.alternating_flip and dm.device_resident and model.hparams.tta_flip
-    assert any(type(c).__name__ == "EMAWeightAveraging" for c in cli.trainer.callbacks)
+    kinds = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert "Lookahead" in kinds and "PatchWhitening" in kinds and "EMAWeightAveraging" not in kinds
     assert all(k.startswith(("net.", "metrics.")) for k in model.state_dict())  # no "_fwd.*" duplicates
+    # The stem holds the whitening filters of the training images (frozen: training did not move them).
+    want = whitening_filters(dm.sample_train_images(5000), 2, 5e-4)
+    assert bool(model.net.stem_whitened) and torch.allclose(model.net.stem_conv.weight, want, atol=1e-5)
+    assert dm.crop_pad_mode == "reflect" and model.hparams.tta_translate and model.hparams.norm_lr_scale == 64
+    opt = cli.trainer.optimizers[0]
+    assert type(opt).__name__ == "DecoupledSGD" and [g.get("lr_scale", 1.0) for g in opt.param_groups] == [1.0, 64.0]
     rec = json.loads((run / "metrics.json").read_text())
-    assert rec["status"] == "completed" and 0.0 <= rec["test"]["acc"] <= 1.0
+    assert rec["status"] == "completed" and rec["test"]["acc"] > 0.0

@@ -54,10 +54,13 @@ def test_cifar_shapes_and_augmentation_keeps_labels(fake_cifar):
 def test_cifar_checksum_mismatch_is_an_error_without_opt_in(fake_cifar):
     with pytest.raises(DatasetError, match="checksum mismatch.*data_batch_1.*accept_nonoriginal"):
         CIFAR10DataModule(str(fake_cifar)).setup("fit")
-    with pytest.warns(UserWarning, match="accept_nonoriginal=True"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         dm = CIFAR10DataModule(str(fake_cifar), val_size=10, accept_nonoriginal=True)
         dm.setup("fit")
-    assert dm.fingerprint
+    copy_warnings = [str(w.message) for w in caught if "original release" in str(w.message)]
+    assert len(copy_warnings) == 1  # one line for the copy, not one per file (there were six)
+    assert "6 of 6 files" in copy_warnings[0] and dm.fingerprint in copy_warnings[0]
 
 
 def test_missing_dataset_names_file_and_remedy(tmp_path):

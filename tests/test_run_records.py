@@ -256,7 +256,7 @@ def test_wandb_offline_run_holds_the_whole_config_and_provenance(tmp_path, monke
     assert cfg["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.0042
     callbacks = {c["class_path"]: c["init_args"] for c in cfg["trainer"]["callbacks"]}
     assert callbacks["callbacks.LRWarmup"]["warmup_fraction"] == 0.05
-    assert callbacks["lightning.pytorch.callbacks.EMAWeightAveraging"]["decay"] == 0.998
+    assert callbacks["callbacks.EMA"]["decay"] == 0.998 and callbacks["callbacks.EMA"]["buffers"] == "copy"
     assert cfg["trainer"]["max_epochs"] == 2 and cfg["seed_everything"] == 0
     prov = cfg["provenance"]
     assert prov["data_fingerprint"] == "synthetic-sine-d8-seed0" and prov["versions"]["torch"] == torch.__version__

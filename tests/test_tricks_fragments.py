@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch import nn
 
-from callbacks import KnowledgeDistillation, LRWarmup, StochasticDepthScheduler, WarmupLR
+from callbacks import EMA, KnowledgeDistillation, Lookahead, LRWarmup, StochasticDepthScheduler, WarmupLR
 from lightning_modules.nets import AirbenchNet
 from lightning_modules.ops.drop_path import DropPath
 from lightning_modules.ops.mixup import MixupCutmix
@@ -70,7 +69,8 @@ CLAIMS: dict[str, Callable[[TrickbenchCLI], bool]] = {
         and all(isinstance(m, WSConv2d) for m in c.model.net.modules() if isinstance(m, nn.Conv2d))
     ),
     "kd": lambda c: len(callbacks_of(c, KnowledgeDistillation)) == 1,
-    "ema": lambda c: len(callbacks_of(c, EMAWeightAveraging)) == 1,
+    "ema": lambda c: len(callbacks_of(c, EMA)) == 1,
+    "lookahead": lambda c: len(callbacks_of(c, Lookahead)) == 1,
     "tta_flip": lambda c: c.model.hparams.tta_flip is True,
     "cosine": lambda c: scheduler_class(c)[0] is not None and scheduler_class(c)[0].__name__ == "CosineAnnealingLR",
     "onecycle": lambda c: scheduler_class(c)[1].get("anneal_strategy") == "linear",
@@ -144,7 +144,11 @@ def fit_claim(fragment: str, cli: TrickbenchCLI, rec: StepRecorder) -> None:
     elif fragment == "kd":
         assert all(m["train/kd"] > 0 for m in rec.metrics) and len(rec.metrics) == 2
     elif fragment == "ema":
-        assert int(callbacks_of(cli, EMAWeightAveraging)[0]._average_model.n_averaged) == 2
+        assert callbacks_of(cli, EMA)[0].updates == 2
+    elif fragment == "lookahead":  # 2 steps, none a multiple of 5: the final weights are the untouched average,
+        cb = callbacks_of(cli, Lookahead)[0]  # i.e. the initial weights, and the last step's live ones are kept
+        assert cb.final_live is not None and all(torch.equal(v, cb.average[k]) for k, v in model.net.named_parameters())
+        assert any(not torch.equal(cb.final_live[k].to(v.device), v) for k, v in model.net.named_parameters())
     elif fragment in ("mixup", "cutmix"):
         assert model.batch_mix.calls == 2
     assert all(math.isfinite(m["train/loss"]) for m in rec.metrics)
