@@ -164,9 +164,10 @@ class EMA(Callback):
                 a.copy_(b)
         elif self.buffers == "recompute":
             dm = trainer.datamodule
-            loader = dm.train_dataloader()
+            loader = dm.train_dataloader() if dm is not None else trainer.train_dataloader
+            transform = getattr(dm, "eval_transform", None) or (lambda x: x)  # un-augmented, as at test time
             device = next(live.parameters()).device
-            batches = (dm.eval_transform(x.to(device)) for x, _ in itertools.islice(loader, self.update_bn_batches))
+            batches = (transform(x.to(device)) for x, _ in itertools.islice(loader, self.update_bn_batches))
             torch.optim.swa_utils.update_bn(batches, self.average)
 
     def _swap(self, live: nn.Module) -> None:

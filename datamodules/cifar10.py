@@ -102,8 +102,8 @@ class CIFAR10DataModule(TensorDataModule):
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         hint = (
-            "Set download=True to fetch it, or build the JPEG rendition there with "
-            "`python ../shared/data/cifar10-jpeg/build.py <data_dir>` (then accept_nonoriginal=True)."
+            "Set download=True to fetch it, or build it from a folder of the images with "
+            "`python -m scripts.cifar_folder build IMAGES <data_dir>` (then accept_nonoriginal=True)."
         )
         found = check_files(self.batch_dir, CIFAR10_MD5, self.accept_nonoriginal, "CIFAR-10", hint)
         self.fingerprint = fingerprint(found)

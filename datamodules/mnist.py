@@ -82,8 +82,8 @@ class MNISTDataModule(TensorDataModule):
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         hint = (
-            "Set download=True to fetch it, or unpack the idx files there "
-            "(e.g. tar xJf ../shared/data/mnist/mnist-raw.tar.xz -C <data_dir>/MNIST/raw)."
+            "Set download=True to fetch it, or place the four uncompressed idx files "
+            "(train-images-idx3-ubyte, ...) in <data_dir>/MNIST/raw/."
         )
         found = check_files(self.raw_dir, MNIST_MD5, self.accept_nonoriginal, "MNIST", hint)
         self.fingerprint = fingerprint(found)

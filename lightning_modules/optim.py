@@ -42,7 +42,7 @@ def schedule_length_kwargs(trainer: Any, lr_scheduler: Callable, interval: str =
     return run_length_kwargs(lr_scheduler, int(total))
 
 
-def batch_size_kwargs(trainer: Any, factory: Callable) -> dict[str, int]:
+def batch_size_kwargs(module: Any, factory: Callable) -> dict[str, int]:
     """Fill an optimizer's `batch_size` (DecoupledSGD's units) from the run when YAML leaves it out: the
     examples behind one optimizer step, i.e. DataModule batch x devices x gradient accumulation."""
     target = next((a for a in getattr(factory, "args", ()) if isinstance(a, type)), factory)
@@ -52,6 +52,7 @@ def batch_size_kwargs(trainer: Any, factory: Callable) -> dict[str, int]:
         return {}
     if not takes or getattr(factory, "keywords", {}).get("batch_size") is not None:
         return {}
+    trainer = module.trainer  # only an optimizer that needs batch_size needs a Trainer
     batch = getattr(getattr(trainer, "datamodule", None), "batch_size", None)
     if batch is None:
         raise ValueError(f"{getattr(factory, 'func', factory)} needs batch_size: set it in the optimizer's "
@@ -74,7 +75,7 @@ def configure(module: Any, net: nn.Module, optimizer: Callable, lr_scheduler: Ca
               interval: str, no_decay_1d: bool, norm_lr_scale: float = 1.0) -> Any:  # fmt: skip
     """Build what `LightningModule.configure_optimizers` returns."""
     groups = param_groups(net, no_decay_1d, norm_lr_scale)
-    opt = optimizer(groups, **batch_size_kwargs(module.trainer, optimizer))
+    opt = optimizer(groups, **batch_size_kwargs(module, optimizer))
     scale_group_lrs(opt)
     if lr_scheduler is None:
         return opt

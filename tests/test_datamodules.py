@@ -66,7 +66,7 @@ def test_cifar_checksum_mismatch_is_an_error_without_opt_in(fake_cifar):
 def test_missing_dataset_names_file_and_remedy(tmp_path):
     with pytest.raises(DatasetError, match=r"missing file .*train-images-idx3-ubyte.*download=True"):
         MNISTDataModule(str(tmp_path)).setup("fit")
-    with pytest.raises(DatasetError, match=r"missing file .*data_batch_1.*build.py"):
+    with pytest.raises(DatasetError, match=r"missing file .*data_batch_1.*scripts.cifar_folder build"):
         CIFAR10DataModule(str(tmp_path)).setup("fit")
 
 
