@@ -92,3 +92,61 @@ def welch_diff(a: list[float], b: list[float], confidence: float = 0.95) -> Diff
     df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
     half = t_quantile(0.5 + confidence / 2.0, df) * se
     return Diff(delta, delta - half, delta + half, df)
+
+
+def two_sided_p(t: float, df: float) -> float:
+    """Two-sided p-value of a t statistic."""
+    if math.isnan(t) or math.isnan(df):
+        return math.nan
+    if math.isinf(t):
+        return 0.0
+    return min(1.0, 2.0 * (1.0 - t_cdf(abs(t), df)))
+
+
+@dataclass(frozen=True)
+class PairedDiff:
+    delta: float  # mean over shared seeds of a[seed] - b[seed]
+    low: float  # t interval bounds (NaN with fewer than two shared seeds)
+    high: float
+    p: float  # two-sided paired t-test p-value
+    n: int  # shared seeds
+    sd: float  # sample std of the per-seed differences
+
+
+def paired_diff(a: dict[int, float], b: dict[int, float], confidence: float = 0.95) -> PairedDiff:
+    """a - b over the seeds both have (a seed fixes everything but the arm), with a paired t interval."""
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    mean, sd = mean_std(diffs)
+    n = len(diffs)
+    if n < 2:
+        return PairedDiff(mean, math.nan, math.nan, math.nan, n, sd)
+    se = sd / math.sqrt(n)
+    if se == 0.0:
+        return PairedDiff(mean, mean, mean, 0.0 if mean else 1.0, n, sd)
+    half = t_quantile(0.5 + confidence / 2.0, n - 1) * se
+    return PairedDiff(mean, mean - half, mean + half, two_sided_p(mean / se, n - 1), n, sd)
+
+
+def holm(pvalues: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values (family-wise error control over all the given tests); NaN kept."""
+    valid = sorted((p, k) for k, p in pvalues.items() if not math.isnan(p))
+    m, running, out = len(valid), 0.0, {k: math.nan for k in pvalues}
+    for i, (p, k) in enumerate(valid):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out
+
+
+def seeds_needed(sd_diff: float, delta: float = 0.3, alpha: float = 0.05, power: float = 0.8, cap: int = 10_000) -> int:
+    """Seeds for a two-sided paired t-test at level `alpha` to detect a true mean difference `delta` with
+    probability `power`, given the per-seed std of the differences: the smallest n with
+    n >= ((t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / delta)^2 (the usual t approximation of the noncentral t;
+    it gives G*Power's n = 10 for an effect size of 1 at 80% power)."""
+    if not sd_diff > 0 or not delta > 0:
+        raise ValueError(f"seeds_needed needs sd_diff > 0 and delta > 0, got {sd_diff}, {delta}")
+    for n in range(2, cap + 1):
+        need = ((t_quantile(1 - alpha / 2, n - 1) + t_quantile(power, n - 1)) * sd_diff / delta) ** 2
+        if n >= need:
+            return n
+    return cap
