@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from callbacks.run_record import atomic_write, atomic_write_text
-from scripts.stats import mean_std, welch_diff
+from scripts.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
 
 SKIP_DIRS = {"prerequisites", "slurm"}
 
@@ -76,24 +76,40 @@ def metric_of(record: dict[str, Any], metric: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def summarise(runs: list[Run], metric: str, baseline: str) -> list[dict[str, Any]]:
-    """One row per arm (plan order): n, mean, std, Welch delta vs `baseline` with 95% CI, mean wall time."""
+def summarise(runs: list[Run], metric: str, baseline: str, power_delta: float = 0.003) -> list[dict[str, Any]]:
+    """One row per arm (plan order): n, mean, std; the **paired** delta vs `baseline` over the seeds both ran
+    (95% t interval, two-sided p, Holm-adjusted p over all arms, seeds a paired test needs to detect
+    `power_delta` at 80% power from the measured std of the differences); the unpaired Welch delta for
+    comparison; mean wall time."""
     by_arm: dict[str, list[Run]] = {}
     for r in runs:
         by_arm.setdefault(r.arm, []).append(r)
     base = [metric_of(r.record, metric) for r in by_arm.get(baseline, [])]
+    base_by_seed = {r.seed: metric_of(r.record, metric) for r in by_arm.get(baseline, [])}
     rows = []
     for arm, group in by_arm.items():
         values = [metric_of(r.record, metric) for r in group]
         mean, std = mean_std(values)
-        diff = welch_diff(values, base) if base and arm != baseline else None
+        compare = bool(base) and arm != baseline
+        diff = welch_diff(values, base) if compare else None
+        paired = paired_diff({r.seed: metric_of(r.record, metric) for r in group}, base_by_seed) if compare else None
         walls = [float(r.record["wall_seconds"]) for r in group if "wall_seconds" in r.record]
+        need = math.nan
+        if paired is not None and paired.n >= 2 and paired.sd > 0:
+            need = float(seeds_needed(paired.sd, power_delta))
+        nan = math.nan
         rows.append({
             "arm": arm, "n": len(values), "mean": mean, "std": std, "values": values,
-            "delta": diff.delta if diff else math.nan, "ci_low": diff.low if diff else math.nan,
-            "ci_high": diff.high if diff else math.nan, "wall_seconds": mean_std(walls)[0],
+            "delta": diff.delta if diff else nan, "ci_low": diff.low if diff else nan,
+            "ci_high": diff.high if diff else nan, "wall_seconds": mean_std(walls)[0],
             "seeds": [r.seed for r in group],
+            "paired_delta": paired.delta if paired else nan, "paired_low": paired.low if paired else nan,
+            "paired_high": paired.high if paired else nan, "p": paired.p if paired else nan,
+            "n_pairs": paired.n if paired else 0, "sd_diff": paired.sd if paired else nan, "seeds_needed": need,
         })  # fmt: skip
+    adjusted = holm({r["arm"]: r["p"] for r in rows if r["arm"] != baseline})
+    for r in rows:
+        r["p_holm"] = adjusted.get(r["arm"], math.nan)
     return rows
 
 
@@ -108,25 +124,37 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
     if plan.get("source"):
         lines += [f"Ablation file `{plan['source']}`.", ""]
     lines += [*ran_with(runs or []), ""]
+    tests = sum(1 for r in rows if not math.isnan(r["p"]))
     lines += [
         (
-            f"`{metric}`{unit}: mean ± sample std over seeds. Δ = arm − `{baseline}` in the same units, with a 95% "
-            "Welch t interval (seeds treated as unpaired). Wall = seconds per run, process start to end of test."
+            f"`{metric}`{unit}: mean ± sample std over seeds. Paired Δ = mean over the seeds both ran of "
+            f"(arm − `{baseline}`), with its 95% t interval and two-sided p; a seed fixes everything but the arm, so "
+            f"pairing removes the seed-to-seed spread. p (Holm): adjusted for the {tests} comparison{'s' * (tests != 1)} "
+            "with Holm's "
+            "step-down method (family-wise error 5%). Welch Δ: the same difference with seeds treated as unpaired, "
+            "for comparison. Seeds needed: for a paired test (5%, two-sided) to detect a true Δ of "
+            + ("0.3 percentage points" if scale == 100 else "0.003") + " at 80% power, from this arm's std of "
+            "the per-seed differences. Wall = seconds per run, process start to end of test."
         ),
         "",
-        f"| arm | n | {metric}{unit} | Δ vs {baseline} [95% CI] | wall (s/run) |",
-        "|---|--:|--:|--:|--:|",
+        f"| arm | n | {metric}{unit} | paired Δ vs {baseline} [95% CI] | p | p (Holm) | Welch Δ [95% CI] | "
+        "seeds needed | wall (s/run) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+
+    def interval(d: float, lo: float, hi: float) -> str:
+        if math.isnan(d):
+            return "—"
+        return f"{_f(d, scale, '+.2f')} [{_f(lo, scale, '+.2f')}, {_f(hi, scale, '+.2f')}]"
+
     for r in rows:
-        delta = (
-            "—"
-            if math.isnan(r["delta"])
-            else (
-                f"{_f(r['delta'], scale, '+.2f')} [{_f(r['ci_low'], scale, '+.2f')}, {_f(r['ci_high'], scale, '+.2f')}]"
-            )
-        )
+        p = "—" if math.isnan(r["p"]) else f"{r['p']:.3g}"
+        ph = "—" if math.isnan(r["p_holm"]) else f"{r['p_holm']:.3g}"
+        need = "—" if math.isnan(r["seeds_needed"]) else str(int(r["seeds_needed"]))
         lines.append(f"| {r['arm']} | {r['n']} | {_f(r['mean'], scale, '.2f')} ± {_f(r['std'], scale, '.2f')} "
-                     f"| {delta} | {_f(r['wall_seconds'], 1, '.0f')} |")  # fmt: skip
+                     f"| {interval(r['paired_delta'], r['paired_low'], r['paired_high'])} | {p} | {ph} "
+                     f"| {interval(r['delta'], r['ci_low'], r['ci_high'])} | {need} "
+                     f"| {_f(r['wall_seconds'], 1, '.0f')} |")  # fmt: skip
     if pre:
         lines += [
             "",
@@ -166,12 +194,16 @@ def ran_with(runs: list[Run]) -> list[str]:
 
 
 def csv_text(rows: list[dict]) -> str:
-    cols = ["arm", "n", "mean", "std", "delta", "ci_low", "ci_high", "wall_seconds", "seeds", "values"]
+    cols = ["arm", "n", "mean", "std", "delta", "ci_low", "ci_high", "wall_seconds", "seeds", "values",
+            "paired_delta", "paired_low", "paired_high", "p", "p_holm", "n_pairs", "sd_diff", "seeds_needed"]  # fmt: skip
+    num = lambda x: "" if math.isnan(x) else f"{x:.6f}"  # noqa: E731
     out = [",".join(cols)]
     for r in rows:
-        num = [("" if math.isnan(r[c]) else f"{r[c]:.6f}") for c in cols[2:8]]
-        out.append(",".join([r["arm"], str(r["n"]), *num, " ".join(map(str, r["seeds"])),
-                             " ".join(f"{v:.6f}" for v in r["values"])]))  # fmt: skip
+        first = [num(r[c]) for c in cols[2:8]]
+        extra = [num(r[c]) for c in ("paired_delta", "paired_low", "paired_high", "p", "p_holm")]
+        extra += [str(r["n_pairs"]), num(r["sd_diff"]), num(r["seeds_needed"])]
+        out.append(",".join([r["arm"], str(r["n"]), *first, " ".join(map(str, r["seeds"])),
+                             " ".join(f"{v:.6f}" for v in r["values"]), *extra]))  # fmt: skip
     return "\n".join(out) + "\n"
 
 

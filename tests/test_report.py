@@ -84,17 +84,16 @@ def test_report_aggregates_fixture_metrics(tmp_path: Path) -> None:
     assert by["short"]["delta"] == pytest.approx(0.08) and math.isnan(by["short"]["ci_low"])
     assert by["baseline"]["wall_seconds"] == pytest.approx(91.0)
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| baseline | 3 | 82.00 ± 2.00 | — | 91 |" in md
-    assert (
-        f"| better | 3 | 87.00 ± 2.00 | +5.00 [{100 * (0.05 - half):+.2f}, {100 * (0.05 + half):+.2f}] | 91 |"
-        in md
-    )
-    assert "| short | 1 | 90.00 ± n/a | +8.00 [n/a, n/a] | 90 |" in md
+    assert "| baseline | 3 | 82.00 ± 2.00 | — | — | — | — | — | 91 |" in md
+    welch = f"+5.00 [{100 * (0.05 - half):+.2f}, {100 * (0.05 + half):+.2f}]"
+    assert f"| better | 3 | 87.00 ± 2.00 | +5.00 [+5.00, +5.00] | 0 | 0 | {welch} | 2 | 91 |" in md  # exact shift
+    assert "| short | 1 | 90.00 ± n/a | +10.00 [n/a, n/a] | — | — | +8.00 [n/a, n/a] | — | 90 |" in md  # seed 0 only
     assert "`prerequisites/teacher/seed0` test/acc 95.00, 200 s" in md
     assert "Not counted (no completed metrics.json): `short/seed1`, `short/seed2`." in md
     csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
-    assert csv[0] == "arm,n,mean,std,delta,ci_low,ci_high,wall_seconds,seeds,values"
-    assert csv[1] == "baseline,3,0.820000,0.020000,,,,91.000000,0 1 2,0.800000 0.820000 0.840000"
+    assert csv[0] == ("arm,n,mean,std,delta,ci_low,ci_high,wall_seconds,seeds,values,paired_delta,paired_low,"
+                      "paired_high,p,p_holm,n_pairs,sd_diff,seeds_needed")
+    assert csv[1] == "baseline,3,0.820000,0.020000,,,,91.000000,0 1 2,0.800000 0.820000 0.840000,,,,,,0,,"
     raw = tmp_path / "out" / "raw"
     assert (raw / "better" / "seed2" / "metrics.json").read_bytes() == (
         tmp_path / "runs" / "better" / "seed2" / "metrics.json").read_bytes()  # fmt: skip
@@ -121,10 +120,32 @@ def test_report_on_other_metric_and_without_plan(tmp_path: Path) -> None:
     rows = report.write_report(tmp_path / "runs", tmp_path / "out", metric="test/loss")
     assert [r["arm"] for r in rows] == ["baseline", "better", "short"]  # baseline first, then sorted
     assert rows[1]["delta"] == pytest.approx(-0.05)
-    assert "| baseline | 3 | 0.18 ± 0.02 | — | 91 |" in (tmp_path / "out" / "report.md").read_text()
+    assert "| baseline | 3 | 0.18 ± 0.02 | — | — | — | — | — | 91 |" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_report_cli_errors_clearly_on_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no completed runs"):
         report.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+
+
+def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Path) -> None:
+    values = {"baseline": [0.80, 0.82, 0.84], "a": [0.85, 0.88, 0.89], "b": [0.79, 0.83, 0.86]}
+    for arm, accs in values.items():
+        for seed, acc in enumerate(accs):
+            (tmp_path / "runs" / arm / f"seed{seed}").mkdir(parents=True)
+            (tmp_path / "runs" / arm / f"seed{seed}" / "metrics.json").write_text(
+                json.dumps({"status": "completed", "test": {"acc": acc}}))  # fmt: skip
+    by = {r["arm"]: r for r in report.write_report(tmp_path / "runs", tmp_path / "out")}
+    # a: per-seed differences 0.05, 0.06, 0.05 -> mean 0.05333, sd 0.005774, t = 16.0 on 2 df, p = 0.003884
+    a = by["a"]
+    half = 4.30265273 * 0.0057735027 / math.sqrt(3)
+    assert a["paired_delta"] == pytest.approx(0.053333, abs=1e-6) and a["sd_diff"] == pytest.approx(0.0057735, abs=1e-7)
+    assert (a["paired_low"], a["paired_high"]) == (pytest.approx(0.053333 - half, abs=1e-5), pytest.approx(0.053333 + half, abs=1e-5))
+    assert a["p"] == pytest.approx(0.003884, abs=2e-6)
+    # b: differences -0.01, 0.01, 0.02 -> mean 0.006667, sd 0.015275, t = 0.7559, p = 0.5286
+    assert by["b"]["p"] == pytest.approx(0.5286, abs=2e-4)
+    assert by["a"]["p_holm"] == pytest.approx(2 * a["p"]) and by["b"]["p_holm"] == pytest.approx(by["b"]["p"])
+    assert a["ci_low"] < a["paired_low"]  # pairing removes the seed spread: a narrower interval
+    # 0.3-point Δ at 80% power: a's differences spread 0.58 points (effect size 0.52) -> 32 seeds; b's 1.5 -> more
+    assert a["seeds_needed"] == 32 and by["b"]["seeds_needed"] > 150
