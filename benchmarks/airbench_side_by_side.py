@@ -178,7 +178,7 @@ def main() -> None:
     import torch
 
     from callbacks.run_dir import provenance
-    from callbacks.run_record import atomic_write_json, atomic_write_text
+    from benchmarks.common import save
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 
@@ -227,13 +227,11 @@ def main() -> None:
     payload = {"provenance": started_with, "threads_per_side": args.threads, "concurrent": not args.sequential,
                "device": "cuda" if gpu else "cpu", "command": "python -m benchmarks.airbench_side_by_side "
                + shlex.join(sys.argv[1:]), "runs": runs}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "side_by_side.json", payload)
-    atomic_write_text(out / "side_by_side.md", report(payload))
-    print(report(payload))
+    save(out, "side_by_side", payload, report(payload))
 
 
 def report(p: dict[str, Any]) -> str:
+    from benchmarks.common import provenance_lines  # not at import: the airbench child imports this module
     prov = p["provenance"]
     rows = ["| run | side | test acc (TTA) | test acc (no TTA) | CPU s | wall s |", "|---|---|---|---|---|---|"]
     for r in p["runs"]:
@@ -251,8 +249,8 @@ def report(p: dict[str, Any]) -> str:
         f"{'both sides at once' if p['concurrent'] else 'one side at a time'}\n"
         f"- CPU s / wall s: the whole child process (start-up, data, training, test with TTA)\n"
         f"- machine: {prov['cpu']} ({os.cpu_count()} cores), host {prov['host']}\n"
-        f"- versions: {json.dumps(prov['versions'])}\n- git commit: {prov['git_commit']} (dirty: {prov['git_dirty']})\n"
-        f"- command: `{p['command']}`\n- per side: the `command` fields in side_by_side.json\n"
+        + provenance_lines(prov)
+        + f"- command: `{p['command']}`\n- per side: the `command` fields in side_by_side.json\n"
     )
 
 

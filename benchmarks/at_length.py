@@ -153,7 +153,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from callbacks.run_dir import provenance
-    from callbacks.run_record import atomic_write_json, atomic_write_text
+    from benchmarks.common import save
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 
@@ -177,14 +177,11 @@ def main() -> None:
     payload = {"provenance": started_with, "budget_cpu_s": args.budget, "jobs": args.jobs,
                "wall_s": time.perf_counter() - started, "command": "python -m benchmarks.at_length " + shlex.join(sys.argv[1:]),
                "entries": results, "failures": failures}  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "at_length.json", payload)
-    atomic_write_text(out / "at_length.md", report(payload))
-    print(report(payload))
+    save(args.out, "at_length", payload, report(payload))
 
 
 def report(p: dict[str, Any]) -> str:
+    from benchmarks.common import provenance_lines
     rows = ["| entry | steps | final weights, test acc | live weights, test acc | final - live | other test metrics |",
             "|---|---|---|---|---|---|"]  # fmt: skip
     for e in p["entries"]:
@@ -204,8 +201,8 @@ def report(p: dict[str, Any]) -> str:
         "- final: the weights the run reports (its EMA / Lookahead average if it has one); live: the optimizer's "
         "own weights from the same checkpoint; both with the config's TTA, on the full 10k test set\n"
         f"- machine: {prov['cpu']}, 1 torch thread per run, {p['jobs']} runs at once; wall {p['wall_s'] / 3600:.1f} h\n"
-        f"- versions: {json.dumps(prov['versions'])}\n- git commit: {prov['git_commit']} (dirty: {prov['git_dirty']})\n"
-        f"- command: `{p['command']}`; per entry: `command` in at_length.json\n"
+        + provenance_lines(prov)
+        + f"- command: `{p['command']}`; per entry: `command` in at_length.json\n"
     )
 
 

@@ -109,7 +109,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from callbacks.run_dir import provenance
-    from callbacks.run_record import atomic_write_json, atomic_write_text
+    from benchmarks.common import save
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 
@@ -168,14 +168,11 @@ def main() -> None:
     from benchmarks.at_length import live_vs_final
 
     payload["lookahead_final_vs_live_tta"] = live_vs_final(work / "lookahead", args.data_dir)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "ema_variants.json", payload)
-    atomic_write_text(out / "ema_variants.md", report(payload))
-    print(report(payload))
+    save(args.out, "ema_variants", payload, report(payload))
 
 
 def report(p: dict[str, Any]) -> str:
+    from benchmarks.common import provenance_lines
     s = p["shadows_test_acc_no_tta"]
     rows = ["| weights | test acc, no TTA | vs live |", "|---|---|---|"]
     for name, acc in s.items():
@@ -191,8 +188,7 @@ def report(p: dict[str, Any]) -> str:
         f"{100 * p['lookahead_final_vs_live_tta']['live']:.2f}% (final, same evaluation: "
         f"{100 * p['lookahead_final_vs_live_tta']['final']:.2f}%)\n"
         f"- machine: {prov['cpu']}, {p['threads_per_run']} torch thread(s) per run, both runs at once; "
-        f"wall {p['wall_s'] / 60:.0f} min\n- versions: {json.dumps(prov['versions'])}\n"
-        f"- git commit: {prov['git_commit']} (dirty: {prov['git_dirty']})\n- command: `{p['command']}`\n"
+        f"wall {p['wall_s'] / 60:.0f} min\n" + provenance_lines(prov) + f"- command: `{p['command']}`\n"
     )
 
 
