@@ -22,11 +22,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from datamodules.base import derive_seed
-
-
-def batches_seen(trainer: Trainer) -> int:
-    """Training batches started before the current one, over all epochs (restored on resume)."""
-    return trainer.fit_loop.epoch_loop.batch_progress.total.ready - 1
+from trickbench import compat
 
 
 def reseed_globals(seed: int) -> None:
@@ -47,16 +43,6 @@ def reseed_globals(seed: int) -> None:
     random.seed(seed)
 
 
-def restore_pending_loader_state(trainer: Trainer) -> bool:
-    """Apply checkpointed train-loader state that Lightning left unapplied; True if there was any."""
-    loop = trainer.fit_loop
-    if not getattr(loop, "_combined_loader_states_to_load", None) or loop._combined_loader is None:
-        return False
-    loop._load_combined_loader_states()
-    iter(loop._data_fetcher)  # the old iterator was built (and pre-fetched from) before the restore
-    return True
-
-
 class ExactResume(Callback):
     """Before each training batch, seed torch (CPU + CUDA), numpy and `random` from
     `derive_seed(seed, "global", rank, batch)`; at train start, apply pending loader state.
@@ -65,9 +51,12 @@ class ExactResume(Callback):
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        compat.check(trainer)  # the Lightning internals these workarounds use: a clear error if they moved
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        restore_pending_loader_state(trainer)
+        compat.restore_pending_loader_state(trainer)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int) -> None:
         seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", "0"))
-        reseed_globals(derive_seed(seed, "global", trainer.global_rank, batches_seen(trainer)))
+        reseed_globals(derive_seed(seed, "global", trainer.global_rank, compat.batch_index(trainer)))

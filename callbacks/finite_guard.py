@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from trickbench import compat
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -40,7 +42,7 @@ class FiniteLossGuard(Callback):
         value = float(loss.detach().float().mean())
         raise NonFiniteLossError(
             f"Training loss is non-finite (rank {trainer.global_rank}: {value}) at global step {trainer.global_step} "
-            f"(epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx + 1}). Stopped before "
+            f"(epoch {trainer.current_epoch}, batch {compat.epoch_batches_taken(trainer)}). Stopped before "
             f"the optimizer step, so no weight or checkpoint was touched; last checkpoint: {ckpt}. Lower the "
             "learning rate, add warmup or gradient clipping (trainer.gradient_clip_val), or check the data for "
             "NaN/inf; resume with --ckpt_path last after fixing the cause."

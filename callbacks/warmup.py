@@ -16,6 +16,8 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from trickbench import compat
+
 Mode = Literal["linear", "exponential"]
 
 
@@ -116,16 +118,16 @@ class LRWarmup(Callback):
 
     @staticmethod
     def steps_per_epoch(trainer: Trainer) -> int:
-        trainer.fit_loop.setup_data()  # no-op when the train loader is already set up
-        if not math.isfinite(trainer.num_training_batches):
+        batches = compat.train_batches(trainer)
+        if not math.isfinite(batches):
             raise ValueError("LRWarmup cannot wrap a per-epoch scheduler on an endless train loader; step it per step")
-        return max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
 
     # on_fit_start: after configure_optimizers (strategy.setup) and before Lightning restores the
     # scheduler state of a resumed run, so the wrapper's load_state_dict receives that state.
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         n = self.resolve_steps(trainer)
-        configs = trainer.strategy.lr_scheduler_configs
+        configs = compat.scheduler_configs(trainer)
         wrapped = {id(c.scheduler.optimizer) for c in configs}
         for cfg in configs:
             if isinstance(cfg.scheduler, WarmupLR):

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 from lightning.pytorch import LightningDataModule
+from trickbench import compat
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -163,7 +164,7 @@ class TensorDataModule(LightningDataModule):
         x, y = self._split(name)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         epoch_fn = (lambda: self.trainer.current_epoch) if (train and self.trainer) else None
-        consumed_fn = (lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.ready) if epoch_fn else None
+        consumed_fn = (lambda: compat.epoch_batches_taken(self.trainer)) if epoch_fn else None
         return TensorLoader(
             x, y,
             batch_size=self.batch_size if train else self.eval_batch_size,
@@ -196,8 +197,7 @@ class TensorDataModule(LightningDataModule):
         x, y = batch
         if self.trainer is not None and self.trainer.training:
             # Augmentation stream of this (rank, batch number): identical after a resume, distinct per rank.
-            # batch_progress.total.ready counts the batches before this one (restored from checkpoints).
-            batch_no = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
+            batch_no = compat.batch_index(self.trainer)  # restored from checkpoints
             self._aug_gen.manual_seed(derive_seed(self.seed, "augment", self.trainer.global_rank, batch_no))
             return self.train_transform(x, self._aug_gen), y
         return self.eval_transform(x), y

@@ -10,6 +10,8 @@ NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the sa
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import secrets
 import signal
@@ -20,17 +22,14 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from callbacks.atomic_checkpoint import AtomicCheckpointIO
-from callbacks.exact_resume import ExactResume
-from callbacks.finite_guard import FiniteLossGuard
-from callbacks.progress import PlainProgress
 from callbacks.run_dir import (
     RunDirError,
     RunLock,
@@ -50,6 +49,8 @@ from callbacks.run_record import (
     load_record,  # fmt: skip
 )
 
+REPO = Path(__file__).resolve().parents[1]
+DEFAULTS_YAML = REPO / "configs" / "trainer" / "default.yaml"  # applied before every config
 RUN_DIR_ENV = "TRICKBENCH_RUN_DIR"  # rank 0's resolved run dir, inherited by the DDP ranks it launches
 EVAL_SUBCOMMANDS = ("test", "validate", "predict")
 _first_main = True  # the first main() of a process measures wall time from the process start
@@ -99,6 +100,8 @@ class TrickbenchCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=RunDirConfig,
+            parser_kwargs=({sub: {"default_config_files": [str(DEFAULTS_YAML)]} for sub in ("fit", "validate", "test", "predict")}
+                           if run else {"default_config_files": [str(DEFAULTS_YAML)]}),  # fmt: skip
             auto_configure_optimizers=False,  # modules own configure_optimizers (param groups, schedules)
             args=args,
             run=run,
@@ -133,6 +136,10 @@ class TrickbenchCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self._cfg()
+        added = resolve_trainer_defaults(cfg.trainer)
+        if added and rank_zero_only.rank == 0:
+            print(f"note: trainer.callbacks/plugins replaced the defaults of {DEFAULTS_YAML.relative_to(REPO)}; added "
+                  f"back (config.yaml lists them): {', '.join(added)}", file=sys.stderr)  # fmt: skip
         if getattr(self, "_ckpt_path", None) is not None:
             cfg.ckpt_path = self._ckpt_path
         if self.subcommand is None:  # run=False: classes are built, nothing runs or writes; no lock
@@ -196,47 +203,31 @@ class TrickbenchCLI(LightningCLI):
             "are deleted): add --overwrite true. Or choose another --run_dir. Nothing was changed."
         )
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Any:
-        cfg = self._cfg()
-        run_dir = Path(cfg.run_dir)
-        config["default_root_dir"] = str(run_dir)
-        if config.get("logger") in (None, True):
-            wb = cfg.wandb
-            config["logger"] = [CSVLogger(str(run_dir), name="csv", version="")]
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The configured Trainer (config.yaml lists its callbacks and plugins, `resolve_trainer_defaults`), plus
+        what derives from --run_dir: default_root_dir, a ModelCheckpoint's missing dirpath, the loggers of
+        `trainer.logger: null` and the run record."""
+        init = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer_cfg = init.get("trainer") or {}
+        run_dir = Path(self._cfg().run_dir)
+        kwargs["default_root_dir"] = str(run_dir)
+        if trainer_cfg.get("logger") in (None, True):
+            wb = self._cfg().wandb
+            kwargs["logger"] = [CSVLogger(str(run_dir), name="csv", version="")]
             # WANDB_MODE=disabled: no WandbLogger at all. A disabled one still imports wandb and starts a dummy
             # run (~0.5 s CPU per process, measured on this 2-core Xeon) and logs nowhere.
             if wandb_mode() != "disabled":
-                config["logger"].append(WandbLogger(
+                kwargs["logger"].append(WandbLogger(
                     project=wb.project, group=wb.group, tags=list(wb.tags) or None, name=wb.name or run_dir.name,
                     save_dir=str(run_dir), mode=wandb_mode(), id=self._wandb_run_id(run_dir), resume="allow",
                 ))  # fmt: skip
-        own = list(config.get("callbacks") or [])
-        plugins = config.get("plugins") or []
-        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            config["plugins"] = plugins + [AtomicCheckpointIO()]
-        for default in (ExactResume, FiniteLossGuard):  # exact resume + per-rank streams; stop at a NaN loss
-            if not any(isinstance(c, default) for c in own):
-                callbacks.append(default())
-        if not any(isinstance(c, ModelCheckpoint) for c in own):
-            # No version counter: one name per checkpoint, never `last-v1.ckpt` beside a stale `last.ckpt`.
-            callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True,
-                                             enable_version_counter=False))  # fmt: skip
-        for c in own:  # a configured ModelCheckpoint without a dirpath saves into the run directory too
+        callbacks = trainer_cfg.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        for c in callbacks:  # a ModelCheckpoint without a dirpath saves into the run directory
             if isinstance(c, ModelCheckpoint) and c.dirpath is None:
                 c.dirpath = str(run_dir / "checkpoints")
-        bar = config.get("enable_progress_bar")
-        if bar is None and not sys.stdout.isatty() and not any(isinstance(c, ProgressBar) for c in own):
-            # Left unset while stdout is a file or pipe (SLURM log, subprocess): a bar there prints only its
-            # final state, yet reads and formats the metrics every batch (~0.3 ms, from a cProfile of the MNIST
-            # MLP run). `--trainer.enable_progress_bar true` keeps it.
-            config["enable_progress_bar"] = bar = False
-        if not any(isinstance(c, ProgressBar) for c in own) and bar is not False:
-            callbacks.append(RichProgressBar())
-        elif not any(isinstance(c, (ProgressBar, PlainProgress)) for c in own):
-            callbacks.append(PlainProgress())  # no bar (a file, SLURM log, pipe): one plain line per epoch
-        callbacks.append(RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()))
-        return super()._instantiate_trainer(config, callbacks)
+        kwargs["callbacks"] = callbacks + [RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance())]
+        return super().instantiate_trainer(**kwargs)
 
     def _wandb_run_id(self, run_dir: Path) -> str:
         """The W&B run id resumes with the run: `fit --ckpt_path X` with X in this run directory (a resume)
@@ -257,6 +248,65 @@ class TrickbenchCLI(LightningCLI):
 
 
 
+
+
+def _class_of(entry: Any) -> type | None:
+    """The class a parsed `class_path` entry names (None for a plain string such as a precision plugin name)."""
+    path = entry.get("class_path") if hasattr(entry, "get") else None
+    if not isinstance(path, str) or "." not in path:
+        return None
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name, None)
+
+
+def _spec(cls: type) -> Namespace:
+    """A `class_path` entry with the class's default arguments written out (as the parser writes a parsed one), so
+    config.yaml reads the same after a re-run; a class with non-scalar defaults (RichProgressBar's theme) gets none."""
+    params = [p for p in inspect.signature(cls).parameters.values() if p.default is not inspect.Parameter.empty]
+    scalar = all(isinstance(p.default, (bool, int, float, str, type(None))) for p in params)
+    args = Namespace(**{p.name: p.default for p in params}) if scalar else Namespace()
+    parts = cls.__module__.split(".")
+    home = next(m for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+                if getattr(importlib.import_module(m), cls.__name__, None) is cls)  # shortest public path  # fmt: skip
+    return Namespace(class_path=f"{home}.{cls.__name__}", init_args=args)
+
+
+def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
+    """Complete a parsed `trainer` section in place with trickbench's defaults (configs/trainer/default.yaml) that a
+    config's own `callbacks:` / `plugins:` list replaced, and resolve the progress-bar rule, so the saved
+    config.yaml names every callback and plugin of the run. Returns the names of the defaults added back."""
+    from callbacks import AtomicCheckpointIO, ExactResume, FiniteLossGuard, LastCheckpoint, PlainProgress
+
+    cbs = trainer.get("callbacks") or []
+    cbs = list(cbs) if isinstance(cbs, list) else [cbs]
+
+    def has(kind: type | tuple[type, ...], but: type | None = None) -> bool:
+        return any((k := _class_of(c)) is not None and issubclass(k, kind) and not (but and issubclass(k, but)) for c in cbs)
+
+    added = [cls.__name__ for cls in (ExactResume, FiniteLossGuard) if not has(cls)]
+    cbs += [_spec(cls) for cls in (ExactResume, FiniteLossGuard) if not has(cls)]
+    if has(ModelCheckpoint, but=LastCheckpoint):  # the config chose its checkpoints: no second writer of last.ckpt
+        cbs = [c for c in cbs if not ((k := _class_of(c)) is not None and issubclass(k, LastCheckpoint))]
+    elif not has(LastCheckpoint):
+        cbs.append(_spec(LastCheckpoint))
+        added.append("LastCheckpoint")
+    bar = trainer.get("enable_progress_bar")
+    if bar is None and not sys.stdout.isatty() and not has(ProgressBar):
+        # Left unset while stdout is a file or pipe (SLURM log, subprocess): a bar there prints only its final
+        # state, yet reads and formats the metrics every batch (~0.3 ms, from a cProfile of the MNIST MLP run).
+        trainer.enable_progress_bar = bar = False
+    if not has(ProgressBar) and bar is not False:
+        cbs.append(_spec(RichProgressBar))
+    elif not has((ProgressBar, PlainProgress)):
+        cbs.append(_spec(PlainProgress))  # no bar (a file, SLURM log, pipe): one plain line per epoch
+    trainer.callbacks = cbs
+    plugins = trainer.get("plugins")
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
+    if not any((k := _class_of(p)) is not None and issubclass(k, CheckpointIO) for p in plugins):
+        plugins.append(_spec(AtomicCheckpointIO))
+        added.append("AtomicCheckpointIO")
+    trainer.plugins = plugins
+    return added
 
 
 def finish_wandb_run() -> None:

@@ -40,7 +40,11 @@ def test_trainer_fragments_stack(fragment, tmp_path):
         assert cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm is True
         return
     cli = instantiate(ROOT / "configs" / "synthetic_mlp.yaml", fragment, extra=["--run_dir", str(tmp_path)])
-    if fragment.name == "keep_epoch_checkpoints.yaml":  # replaces the default checkpoint, in the run directory
+    if fragment.name == "default.yaml":  # applied first anyway: stacking it again changes nothing
+        assert [type(c).__name__ for c in cli.trainer.callbacks][:3] == ["ExactResume", "FiniteLossGuard", "PlainProgress"]
+        assert cli.trainer.checkpoint_callback.dirpath == str(tmp_path / "checkpoints")
+        return
+    if fragment.name == "keep_epoch_checkpoints.yaml":  # replaces the default LastCheckpoint, in the run directory
         (ckpt,) = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
         assert ckpt.save_top_k == -1 and ckpt.save_last and ckpt.dirpath == str(tmp_path / "checkpoints")
         return

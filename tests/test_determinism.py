@@ -58,8 +58,9 @@ def test_same_seed_same_weights_bitwise_and_another_seed_differs(tmp_path, fake_
     assert not torch.equal(a["net.head.2.weight"], c["net.head.2.weight"])
 
 
-def fake_trainer(rank: int, batches_before: int) -> SimpleNamespace:
-    progress = SimpleNamespace(total=SimpleNamespace(ready=batches_before))
+def fake_trainer(rank: int, batch_no: int) -> SimpleNamespace:
+    """What trickbench.compat.batch_index reads: the batches finished before the current one."""
+    progress = SimpleNamespace(total=SimpleNamespace(completed=batch_no))
     loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
     return SimpleNamespace(training=True, global_rank=rank, fit_loop=loop)
 
@@ -84,7 +85,7 @@ def test_augmentation_stream_depends_on_rank_and_batch_only():
 def test_global_rng_is_reseeded_per_rank_and_batch(other):
     def draws(rank: int, batch_no: int) -> torch.Tensor:
         torch.manual_seed(1234)  # whatever came before must not matter
-        ExactResume(seed=0).on_train_batch_start(fake_trainer(rank, batch_no + 1), None, None, 0)
+        ExactResume(seed=0).on_train_batch_start(fake_trainer(rank, batch_no), None, None, 0)
         return torch.rand(8)
 
     assert torch.equal(draws(0, 5), draws(0, 5))
