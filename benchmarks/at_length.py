@@ -29,7 +29,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "at_length"
 ABLATION_BASE = ["configs/cifar10_resnet20.yaml", "configs/tricks/cosine.yaml"]  # configs/ablations/cifar10_cpu.yaml's
-BASE_OVERRIDES = ["--data.init_args.batch_size=128", "--data.init_args.eval_batch_size=256", "--trainer.max_epochs=-1",
+BASE_STEPS_PER_EPOCH = 50_000 // 128  # the ablation base: CIFAR-10's 50k training images, batches of 128, drop_last
+BASE_OVERRIDES = ["--data.init_args.batch_size=128", "--data.init_args.eval_batch_size=256",
                   "--trainer.limit_val_batches=0"]  # fmt: skip
 
 
@@ -56,7 +57,10 @@ def fit_cmd(files: list[str], run_dir: Path, data_dir: str, nonorig: bool, extra
     if nonorig:
         cmd += ["--data.init_args.accept_nonoriginal", "true"]
     if files[0] in ABLATION_BASE:
-        cmd += BASE_OVERRIDES
+        # max_steps ends the run; max_epochs covers exactly those steps, so an epoch-interval schedule (the
+        # stochastic-depth fragment's) spans the run too (with max_epochs -1 it refused to start: first pass).
+        steps = int(extra[extra.index("--trainer.max_steps") + 1]) if "--trainer.max_steps" in extra else 0
+        cmd += BASE_OVERRIDES + ["--trainer.max_epochs", str(max(1, -(-steps // BASE_STEPS_PER_EPOCH)))]
     return cmd + extra
 
 
@@ -106,6 +110,8 @@ def live_vs_final(run_dir: Path, data_dir: str) -> dict[str, float] | None:
 def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
     run_dir, probe_dir, log = work / slug(name), work / (slug(name) + ".probe"), work / (slug(name) + ".log")
     extra: list[str] = []
+    if name == "trick:onecycle":  # the fragment's own note: a base without OneCycleLR (cosine here) names max_lr
+        extra = ["--model.init_args.lr_scheduler.init_args.max_lr", "0.1"]  # the base's SGD lr
     if name == "trick:kd":  # the fragment with the teacher's checkpoint and net filled in (as scripts.ablate does)
         import yaml
 
@@ -138,7 +144,8 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
     rec = record(run_dir)
     return {"name": name, "configs": files, "max_steps": steps, "probe_step_s": step_s, "fit_seconds": rec.get("fit_seconds"),
             "test": rec.get("test"), "weights": live_vs_final(run_dir, args.data_dir),
-            "command": shlex.join(fit_cmd(files, run_dir, args.data_dir, args.accept_nonoriginal, extra))}  # fmt: skip
+            "command": shlex.join(fit_cmd(files, run_dir, args.data_dir, args.accept_nonoriginal,
+                                          extra + ["--trainer.max_steps", str(steps)]))}  # fmt: skip
 
 
 def main() -> None:

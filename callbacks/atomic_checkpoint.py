@@ -30,14 +30,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """The run's own checkpoint, one file: `<run_dir>/checkpoints/last.ckpt`, rewritten at every epoch end
-    (and by `every_n_train_steps` when set). What `fit --ckpt_path last` resumes from and what
-    `scripts.ensemble`, `scripts.score_gan` and `test` load. A `ModelCheckpoint` with save_last, save_top_k 0 and
-    no version counter (never `last-v1.ckpt` beside a stale `last.ckpt`); its own class, so a configured
-    `ModelCheckpoint` (e.g. configs/trainer/keep_epoch_checkpoints.yaml) has a distinct state key. The CLI drops
-    it from a run that configures another ModelCheckpoint (README, "Guarantees")."""
+    """The run's own checkpoint, one file: `<run_dir>/checkpoints/last.ckpt`, rewritten at every epoch end (and
+    by `every_n_train_steps` when set). What `fit --ckpt_path last` resumes from and what `scripts.ensemble`,
+    `scripts.score_gan` and `test` load. A `ModelCheckpoint` keeping its one latest checkpoint under the name
+    `last` (save_top_k 1, no monitor, no version counter, so it overwrites itself; not `save_last` with
+    save_top_k 0, which Lightning writes only when a top-k file was written, i.e. never before the end of fit);
+    its own class, so a configured `ModelCheckpoint` (e.g. configs/trainer/keep_epoch_checkpoints.yaml) has a
+    distinct state key. The CLI drops it from a run that configures another ModelCheckpoint."""
 
     def __init__(self, dirpath: str | None = None, every_n_train_steps: int | None = None,
                  every_n_epochs: int | None = None) -> None:  # fmt: skip
-        super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, enable_version_counter=False,
-                         every_n_train_steps=every_n_train_steps, every_n_epochs=every_n_epochs)  # fmt: skip
+        super().__init__(dirpath=dirpath, filename=self.CHECKPOINT_NAME_LAST, save_top_k=1, save_last=False,
+                         enable_version_counter=False, every_n_train_steps=every_n_train_steps,
+                         every_n_epochs=every_n_epochs)  # fmt: skip

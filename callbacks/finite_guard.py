@@ -38,7 +38,8 @@ class FiniteLossGuard(Callback):
         finite = bool(torch.isfinite(loss.detach()).all())
         if trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
-        ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none saved yet"
+        cb = trainer.checkpoint_callback
+        ckpt = (getattr(cb, "last_model_path", "") or getattr(cb, "best_model_path", "")) or "none saved yet"
         value = float(loss.detach().float().mean())
         raise NonFiniteLossError(
             f"Training loss is non-finite (rank {trainer.global_rank}: {value}) at global step {trainer.global_step} "

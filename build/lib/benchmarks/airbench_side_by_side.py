@@ -1,0 +1,258 @@
+"""airbench94's own training code and trickbench's fast preset, side by side on the same machine and data.
+
+    python -m benchmarks.airbench_side_by_side --data_dir DATA [--runs N] [--accept_nonoriginal]
+
+Each run pairs one airbench94 training (the `airbench` package's `train94`, unchanged) with one
+`python -m scripts.train fit --config configs/cifar10_fast.yaml`, both as child processes started
+together (on a CPU with one thread each, so both see the same machine; the pair order alternates
+between runs). Each side's CPU seconds (user + sys of its whole process, from `os.wait4`) and wall
+seconds are recorded with its test accuracy, and the ratios trickbench / airbench.
+
+On a GPU machine without network install airbench from the wheel shipped here:
+`pip install benchmarks/wheels/airbench-0.1.8-py3-none-any.whl`.
+
+On a CPU airbench is patched only to run there: fp32 instead of `.half().cuda()` (the patch maps
+`.half()`/`.cuda()` to no-ops while its net and loaders are built, and loads the data onto the CPU),
+and wall-clock timers instead of CUDA events. On a GPU it runs unpatched. Both read the same images:
+the DataModule's CIFAR-10 batches are written in airbench's `cifar10/{train,test}.pt` format.
+
+Output: `<out>/side_by_side.json` and `.md` (command, machine, versions, git commit, both sides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "bench" / "airbench_side_by_side"
+
+
+# --- the airbench child ---------------------------------------------------------------------------
+class WallEvent:
+    """Stand-in for torch.cuda.Event(enable_timing=True) on a CPU: wall-clock milliseconds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.t = 0.0
+
+    def record(self, *args: Any) -> None:
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end: "WallEvent") -> float:
+        return (end.t - self.t) * 1e3
+
+
+@contextlib.contextmanager
+def cpu_fp32() -> Iterator[None]:
+    """While airbench builds its net and loaders: `.half()` and `.cuda()` do nothing (fp32 on the CPU)."""
+    import torch
+    from torch import nn
+
+    saved = (nn.Module.half, nn.Module.cuda, torch.Tensor.half)
+    nn.Module.half = lambda self: self  # type: ignore[method-assign]
+    nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    torch.Tensor.half = lambda self, *a, **k: self.float()  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.half, nn.Module.cuda, torch.Tensor.half = saved  # type: ignore[method-assign]
+
+
+def airbench_child(seed: int, epochs: float | None) -> None:
+    import torch
+    import airbench
+    from airbench import lib_airbench94, utils
+
+    torch.manual_seed(seed)
+    on_gpu = torch.cuda.is_available()
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    if on_gpu:
+        train_loader = utils.CifarLoader("cifar10", train=True, batch_size=1024, aug=lib_airbench94.hyp["aug"], altflip=True)
+        test_loader = utils.CifarLoader("cifar10", train=False, batch_size=2000)
+        kwargs = {"epochs": epochs} if epochs else {}
+        model = lib_airbench94.train94(train_loader, verbose=False, **kwargs)
+    else:
+        torch.cuda.Event = WallEvent  # type: ignore[misc, assignment]
+        torch.cuda.synchronize = lambda *a, **k: None  # type: ignore[assignment]
+        original_init = utils.CifarLoader.__init__
+
+        def cpu_loader(self: Any, path: str, train: bool = True, batch_size: int = 500, aug: Any = None,
+                       drop_last: Any = None, shuffle: Any = None, altflip: bool = False, gpu: Any = 0) -> None:  # fmt: skip
+            with cpu_fp32():
+                original_init(self, path, train, batch_size, aug, drop_last, shuffle, altflip, gpu="cpu")
+
+        utils.CifarLoader.__init__ = cpu_loader  # type: ignore[method-assign]
+        train_loader = utils.CifarLoader("cifar10", train=True, batch_size=1024, aug=lib_airbench94.hyp["aug"], altflip=True)
+        test_loader = utils.CifarLoader("cifar10", train=False, batch_size=2000)
+
+        def make_net() -> Any:
+            with cpu_fp32():
+                return lib_airbench94.make_net94()
+
+        kwargs = {"epochs": epochs} if epochs else {}
+        model = lib_airbench94.train94(train_loader, make_net=make_net, verbose=False, **kwargs)
+    train_cpu, train_wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
+    acc_tta = utils.evaluate(model, test_loader, tta_level=2)
+    total_cpu, total_wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
+    acc = utils.evaluate(model, test_loader, tta_level=0)  # not part of the timed run: subtracted by the driver
+    extra_cpu = time.process_time() - start_cpu - total_cpu
+    print(json.dumps({"test_acc_tta": acc_tta, "test_acc_no_tta": acc, "in_process_train_cpu_s": train_cpu,
+                      "in_process_train_wall_s": train_wall, "in_process_train_and_tta_cpu_s": total_cpu,
+                      "in_process_train_and_tta_wall_s": total_wall, "untimed_no_tta_eval_cpu_s": extra_cpu,
+                      "airbench": airbench.__file__,
+                      "device": "cuda" if on_gpu else "cpu"}))  # fmt: skip
+
+
+def write_airbench_data(data_dir: Path, accept_nonoriginal: bool, work: Path) -> None:
+    """The DataModule's CIFAR-10 images in airbench's format (uint8 NHWC + labels + class names)."""
+    import torch
+
+    from datamodules import CIFAR10DataModule
+
+    dm = CIFAR10DataModule(str(data_dir), val_size=0, accept_nonoriginal=accept_nonoriginal, alternating_flip=False)
+    dm.setup("fit")
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (work / "cifar10").mkdir(parents=True, exist_ok=True)
+    # val_size 0 still permutes the training set (seeded_split); sort back to the files' order.
+    from datamodules.cifar10 import read_batch
+
+    for name, files in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
+        parts = [read_batch(dm.batch_dir / f) for f in files]
+        images = torch.cat([p[0] for p in parts]).permute(0, 2, 3, 1).contiguous()  # NCHW -> NHWC
+        labels = torch.cat([p[1] for p in parts])
+        torch.save({"images": images, "labels": labels, "classes": classes}, work / "cifar10" / f"{name}.pt")
+
+
+# --- the driver -----------------------------------------------------------------------------------
+def run_child(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = log.open("w")
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def reap(procs: dict[int, tuple[str, subprocess.Popen, float]]) -> dict[str, dict[str, float]]:
+    """Wait for the children in the order they finish; each one's CPU seconds (user + sys) and wall seconds."""
+    done = {}
+    while len(done) < len(procs):
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in procs:
+            continue
+        name, proc, started = procs[pid]
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done[name] = {"cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
+                      "wall_s": time.perf_counter() - started, "exit": proc.returncode}  # fmt: skip
+    return done
+
+
+def last_json(log: Path) -> dict[str, Any]:
+    for line in reversed(log.read_text().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no result line in {log}; see the log")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data_dir", required=True)
+    ap.add_argument("--accept_nonoriginal", action="store_true")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per side on a CPU")
+    ap.add_argument("--sequential", action="store_true", help="one side at a time instead of both together")
+    ap.add_argument("--work", default="/tmp/airbench_side_by_side")
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--trickbench_args", default="", help="extra arguments for scripts.train fit")
+    ap.add_argument("--airbench_child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--epochs", type=float, default=None,
+                    help="shorten airbench's schedule (smoke tests; pass the matching --trainer.max_steps in --trickbench_args)")
+    args = ap.parse_args()
+    if args.airbench_child is not None:
+        return airbench_child(args.airbench_child, args.epochs)
+
+    import torch
+
+    from callbacks.run_dir import provenance
+    from benchmarks.common import save
+
+    started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
+
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    write_airbench_data(Path(args.data_dir), args.accept_nonoriginal, work)
+    gpu = torch.cuda.is_available()
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
+    precision = [] if gpu else ["--trainer.precision", "32-true"]  # airbench runs fp32 on a CPU too
+    runs = []
+    for k in range(args.runs):
+        run_dir = work / f"trickbench_run{k}"
+        tb_cmd = [sys.executable, "-m", "scripts.train", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
+                  "--data.init_args.data_dir", args.data_dir, "--seed_everything", str(k), "--run_dir", str(run_dir),
+                  "--overwrite", "true", *precision,
+                  *(["--data.init_args.accept_nonoriginal", "true"] if args.accept_nonoriginal else []),
+                  *shlex.split(args.trickbench_args)]  # fmt: skip
+        ab_cmd = [sys.executable, "-m", "benchmarks.airbench_side_by_side", "--data_dir", args.data_dir,
+                  "--airbench_child", str(k), *(["--epochs", str(args.epochs)] if args.epochs else [])]  # fmt: skip
+        sides = [("airbench", ab_cmd, work), ("trickbench", tb_cmd, REPO)]
+        if k % 2:
+            sides.reverse()
+        result: dict[str, Any] = {"run": k, "order": [s[0] for s in sides]}
+        procs: dict[int, tuple[str, subprocess.Popen, float]] = {}
+        for name, cmd, cwd in sides:
+            proc = run_child(cmd, cwd, env, work / f"{name}_run{k}.log")
+            procs[proc.pid] = (name, proc, time.perf_counter())
+            if args.sequential:
+                result.update(reap(procs))
+                procs = {}
+        result.update(reap(procs))
+        for name, cmd, _ in sides:
+            result[name]["command"] = shlex.join(cmd)
+            if result[name]["exit"] != 0:
+                raise SystemExit(f"{name} run {k} failed (exit {result[name]['exit']}); see {work / f'{name}_run{k}.log'}")
+        result["airbench"].update(last_json(work / f"airbench_run{k}.log"))
+        result["airbench"]["cpu_s"] -= result["airbench"]["untimed_no_tta_eval_cpu_s"]
+        record = json.loads((run_dir / "metrics.json").read_text())
+        result["trickbench"]["test_acc_tta"] = record["test"]["acc"]
+        result["trickbench"]["fit_seconds"] = record.get("fit_seconds")
+        result["ratio_cpu"] = result["trickbench"]["cpu_s"] / result["airbench"]["cpu_s"]
+        result["ratio_wall"] = result["trickbench"]["wall_s"] / result["airbench"]["wall_s"]
+        runs.append(result)
+        print(json.dumps({k2: result[k2] for k2 in ("run", "ratio_cpu", "ratio_wall")}), flush=True)
+
+    payload = {"provenance": started_with, "threads_per_side": args.threads, "concurrent": not args.sequential,
+               "device": "cuda" if gpu else "cpu", "command": "python -m benchmarks.airbench_side_by_side "
+               + shlex.join(sys.argv[1:]), "runs": runs}  # fmt: skip
+    save(out, "side_by_side", payload, report(payload))
+
+
+def report(p: dict[str, Any]) -> str:
+    from benchmarks.common import provenance_lines  # not at import: the airbench child imports this module
+    prov = p["provenance"]
+    rows = ["| run | side | test acc (TTA) | test acc (no TTA) | CPU s | wall s |", "|---|---|---|---|---|---|"]
+    for r in p["runs"]:
+        for side in ("airbench", "trickbench"):
+            s = r[side]
+            no_tta = s.get("test_acc_no_tta")
+            rows.append(f"| {r['run']} | {side} | {100 * s['test_acc_tta']:.2f}% | "
+                        f"{'' if no_tta is None else f'{100 * no_tta:.2f}%'} | {s['cpu_s']:.0f} | {s['wall_s']:.0f} |")  # fmt: skip
+    ratios = "\n".join(f"- run {r['run']}: CPU seconds trickbench / airbench = {r['ratio_cpu']:.3f}, wall = "
+                       f"{r['ratio_wall']:.3f}" for r in p["runs"])  # fmt: skip
+    return (
+        "# airbench94 (its own code) vs trickbench's fast preset, side by side\n\n"
+        + "\n".join(rows) + "\n\n" + ratios + "\n\n"
+        f"- device: {p['device']}; {p['threads_per_side']} torch thread(s) per side; "
+        f"{'both sides at once' if p['concurrent'] else 'one side at a time'}\n"
+        f"- CPU s / wall s: the whole child process (start-up, data, training, test with TTA)\n"
+        f"- machine: {prov['cpu']} ({os.cpu_count()} cores), host {prov['host']}\n"
+        + provenance_lines(prov)
+        + f"- command: `{p['command']}`\n- per side: the `command` fields in side_by_side.json\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

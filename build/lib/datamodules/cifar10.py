@@ -1,0 +1,132 @@
+"""CIFAR-10 from torchvision's python layout `<data_dir>/cifar-10-batches-py/`, decoded once to uint8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
+from datamodules.base import TensorDataModule, seeded_split
+from datamodules.integrity import DatasetError, check_files, fingerprint, load_pickle, require_folder
+
+# Same (file, md5) lists torchvision checks; copied so reading never imports the downloader.
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    entry = load_pickle(path, "CIFAR-10")
+    if isinstance(entry, dict):  # Python-3 pickles (e.g. the JPEG rendition) have str keys, the original bytes
+        entry = {k.encode() if isinstance(k, str) else k: v for k, v in entry.items()}
+    try:
+        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry.get(b"labels", entry.get(b"fine_labels")), dtype=np.int64)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DatasetError(
+            f"CIFAR-10: {path} does not hold a CIFAR batch ({err}). Delete it and re-download (or rebuild it)."
+        ) from err
+    if len(data) != len(labels):
+        raise DatasetError(f"CIFAR-10: {path} has {len(data)} images but {len(labels)} labels; rebuild it.")
+    return torch.from_numpy(data.copy()), torch.from_numpy(labels)
+
+
+class CIFAR10DataModule(TensorDataModule):
+    """50k train (minus a seeded `val_size` hold-out) / 10k official test; x is (3, 32, 32).
+
+    Augmentation (train only, per sample, batched): random crop after `crop_padding` pixels of
+    padding (zeros, or `crop_pad_mode: reflect` as airbench94), horizontal flip, optional cutout; then per-channel normalisation.
+    `alternating_flip=True` (with `flip=True`) replaces the coin-flip mirror by airbench's schedule:
+    a seeded half of the training set is stored mirrored, and odd epochs mirror every batch.
+    `device_resident=True` keeps every split on the training device (airbench's data path).
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        val_size: int = 5000,
+        download: bool = False,
+        accept_nonoriginal: bool = False,
+        crop_padding: int = 4,
+        crop_pad_mode: Literal["zeros", "reflect"] = "zeros",
+        flip: bool = True,
+        alternating_flip: bool = False,
+        cutout: int = 0,
+        normalize: bool = True,
+        train_subset: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        seed: int = 0,
+        device_resident: bool = False,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, seed, device_resident)
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
+        self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
+        if crop_pad_mode not in ("zeros", "reflect"):
+            raise ValueError(f"CIFAR10DataModule crop_pad_mode must be 'zeros' or 'reflect', got {crop_pad_mode!r}")
+        self.crop_pad_mode = "constant" if crop_pad_mode == "zeros" else "reflect"
+        self.alternating_flip = alternating_flip
+        self.train_subset = train_subset  # >0: keep only the first N training images (quick CPU runs)
+        self.mean, self.std = (CIFAR10_MEAN, CIFAR10_STD) if normalize else (None, None)
+        self.dims = (3, 32, 32)
+        self.num_classes = 10
+
+    @property
+    def batch_dir(self) -> Path:
+        return self.data_dir / "cifar-10-batches-py"
+
+    def prepare_data(self) -> None:
+        require_folder(self.batch_dir, "CIFAR-10")
+        if self.download and not all((self.batch_dir / f).is_file() for f in CIFAR10_MD5):
+            from torchvision.datasets import CIFAR10
+
+            try:
+                CIFAR10(str(self.data_dir), train=True, download=True)
+            except Exception as err:  # network errors come in many types
+                raise DatasetError(
+                    f"CIFAR-10: download into {self.batch_dir} failed ({err}). Offline? Place the "
+                    "python-version batches there by hand (see README, 'Data')."
+                ) from err
+
+    def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        hint = (
+            "Set download=True to fetch it, or build it from a folder of the images with "
+            "`python -m scripts.cifar_folder build IMAGES <data_dir>` (then accept_nonoriginal=True)."
+        )
+        found = check_files(self.batch_dir, CIFAR10_MD5, self.accept_nonoriginal, "CIFAR-10", hint)
+        self.fingerprint = fingerprint(found)
+        parts = [read_batch(self.batch_dir / f"data_batch_{i}") for i in range(1, 6)]
+        x_train = torch.cat([p[0] for p in parts])
+        y_train = torch.cat([p[1] for p in parts])
+        x_test, y_test = read_batch(self.batch_dir / "test_batch")
+        tr, va = seeded_split(len(x_train), self.val_size, self.seed)
+        if self.train_subset > 0:
+            tr = tr[: self.train_subset]
+        x_tr = x_train[tr]
+        if self.flip and self.alternating_flip:  # store a seeded half mirrored; train_transform alternates
+            x_tr = batch_hflip(x_tr, torch.Generator().manual_seed(self.seed * 7 + 3))
+        return {"train": (x_tr, y_train[tr]), "val": (x_train[va], y_train[va]), "test": (x_test, y_test)}
+
+    def train_transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = batch_random_crop(x, self.crop_padding, generator, self.crop_pad_mode)
+        if self.flip and self.alternating_flip:
+            x = alternating_hflip(x, self.trainer.current_epoch if self.trainer is not None else 0)
+        elif self.flip:
+            x = batch_hflip(x, generator)
+        x = batch_cutout(x, self.cutout, generator)
+        return to_float(x, self.mean, self.std)
+
+    def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
+        return to_float(x, self.mean, self.std)

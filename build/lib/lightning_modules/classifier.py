@@ -1,0 +1,181 @@
+"""Image/vector classification with cross-entropy; the CIFAR-10 tricks plug in here."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lightning_modules import optim
+from lightning_modules.ops.checks import check_range
+from lightning_modules.ops.tta import tta_logits
+
+# (x, logits, targets) -> scalar. targets are class ids, or soft targets (N, C) under mixup.
+LossTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class Classifier(LightningModule):
+    """Cross-entropy classifier. Logs `train/loss`, `train/acc`, `val/...`, `test/...`.
+
+    Extension hook for callbacks (e.g. distillation): `register_loss_term(name, fn, base_weight)`.
+    The training loss is `prod(base_weights) * CE + sum(fn(x, logits, targets))`; each term is
+    logged as `train/<name>`. Terms live in a plain dict, so nothing they hold (a teacher net)
+    is ever saved in this module's checkpoint.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int = 10,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+        no_decay_1d: bool = False,
+        label_smoothing: float = 0.0,
+        batch_mix: BatchMix | None = None,
+        tta_flip: bool = False,
+        tta_translate: bool = False,
+        norm_lr_scale: float = 1.0,
+        channels_last: bool = False,
+        compile: bool | Literal["auto"] = False,  # "auto": compile only on CUDA (CPU compiles are slow to pay off)
+    ) -> None:
+        super().__init__()
+        check_range("Classifier", "label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+        if not norm_lr_scale > 0:
+            raise ValueError(f"Classifier norm_lr_scale multiplies the norm layers' lr and must be > 0, got {norm_lr_scale}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "lr_scheduler", "batch_mix"])
+        self.net = net
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.batch_mix = batch_mix
+        self.loss_terms: dict[str, tuple[LossTerm, float]] = {}
+        self.metrics = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in ("train_", "val_", "test_")})
+        # The running train accuracy goes into checkpoints, so an epoch resumed mid-way reports the same train/acc.
+        self.metrics["train_"].persistent(True)
+        # Set past nn.Module.__setattr__ so it stays out of the module tree: registered, it would duplicate
+        # every weight in state_dict as "_fwd.*" (or "_fwd._orig_mod.*" once compiled).
+        object.__setattr__(self, "_fwd", net)
+
+    # --- extension hook ------------------------------------------------------------------------
+    def register_loss_term(self, name: str, fn: LossTerm, base_weight: float = 1.0) -> None:
+        self.loss_terms[name] = (fn, base_weight)
+
+    def unregister_loss_term(self, name: str) -> None:
+        self.loss_terms.pop(name, None)
+
+    # --- setup ---------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        n = getattr(dm, "num_classes", self.hparams.num_classes)
+        if dm is not None and n != self.hparams.num_classes:
+            what = "regression targets (num_classes=None)" if n is None else f"{n} classes"
+            raise ValueError(
+                f"Classifier(num_classes={self.hparams.num_classes}) cannot train on {type(dm).__name__}, which "
+                f"has {what}. Use a classification DataModule, or the Regressor for regression data."
+            )
+
+    def configure_model(self) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        mode = self.hparams.compile
+        on_cuda = self._trainer is not None and self._trainer.strategy.root_device.type == "cuda"
+        if mode is True or (mode == "auto" and on_cuda):
+            object.__setattr__(self, "_fwd", torch.compile(self.net))  # state_dict keys stay "net.*"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._fwd(x)
+
+    # --- steps ---------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
+        # Each epoch's train/acc starts from zero, also when a run resumes from a checkpoint taken at the last
+        # batch of the previous epoch (Lightning skips on_train_epoch_start then); mid-epoch resumes keep the
+        # checkpointed running counts.
+        if batch_idx == 0:
+            self.metrics["train_"].reset()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        targets = y
+        if self.batch_mix is not None:
+            x, targets = self.batch_mix(x, y)
+        logits = self(x)
+        base = 1.0
+        extra = []
+        log_now = self._log_step_now(batch_idx)
+        for name, (fn, weight) in self.loss_terms.items():
+            term = fn(x, logits, targets)
+            if log_now:
+                self.log(f"train/{name}", term, on_step=True, on_epoch=False)
+            extra.append(term)
+            base *= weight
+        ce = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        loss = base * ce + sum(extra)
+        # update() only accumulates counts; calling the metric would also compute a per-batch value nobody reads.
+        self.metrics["train_"].update(logits.detach(), y if targets.dim() == 1 else targets.argmax(1))
+        if log_now:
+            # prog_bar makes Lightning turn the value into a Python float (a host sync) every batch: only with a bar.
+            bar = self._trainer is not None and self._trainer.progress_bar_callback is not None
+            self.log("train/loss", loss, prog_bar=bar)
+        return loss
+
+    def _log_step_now(self, batch_idx: int) -> bool:
+        """Whether this step's values reach a logger: Lightning's own rule (every `log_every_n_steps`
+        optimizer steps, and when stopping), plus each epoch's first batch so `callback_metrics` has the keys
+        from the start. Between those steps `callback_metrics` keeps the last logged value. Each `self.log`
+        call costs ~0.7 ms of Lightning bookkeeping on CPU (results/bench/step_overhead.md), more than a
+        small net's step; with log_every_n_steps=1 every step is logged, as before. Lightning's rule in public
+        terms: the optimizer step about to be taken, `global_step + 1`, is a multiple of `log_every_n_steps`."""
+        trainer = self._trainer
+        if trainer is None or batch_idx == 0 or trainer.fast_dev_run or trainer.should_stop:
+            return True
+        every = trainer.log_every_n_steps
+        return every > 0 and (trainer.global_step + 1) % every == 0
+
+    def on_train_epoch_end(self) -> None:
+        # Logged once per epoch from counts accumulated by update(), not via self.log every step:
+        # each self.log call costs Lightning bookkeeping (measured: results/bench/step_overhead*.md).
+        metric = self.metrics["train_"]
+        if metric.update_count:
+            self.log("train/acc", metric.compute())
+        metric.reset()
+
+    def on_train_start(self) -> None:
+        if getattr(self.net, "whiten_stem", False) and not bool(self.net.stem_whitened):
+            raise ValueError(
+                f"{type(self.net).__name__}(whiten_stem=True) has a frozen stem that nothing initialised: add the "
+                "callbacks.PatchWhitening callback (configs/tricks/whiten_stem.yaml), or set whiten_stem: false"
+            )
+
+    def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with the configured test-time augmentation (images only): what val/test/ensembles score."""
+        if x.dim() != 4:
+            return self(x)
+        return tta_logits(self, x, flip=self.hparams.tta_flip, translate=self.hparams.tta_translate)
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch
+        logits = self.eval_logits(x)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True, prog_bar=stage == "val")
+        self.metrics[f"{stage}_"](logits, y)
+        self.log(f"{stage}/acc", self.metrics[f"{stage}_"], prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self(batch[0]).argmax(1)
+
+    def configure_optimizers(self):
+        return optim.configure(self, self.net, self.optimizer, self.lr_scheduler,
+                               self.hparams.scheduler_interval, self.hparams.no_decay_1d,
+                               self.hparams.norm_lr_scale)  # fmt: skip

@@ -1,0 +1,28 @@
+"""Multi-layer perceptron; flattens image inputs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lightning_modules.ops.checks import check_range
+
+
+class MLP(nn.Module):
+    def __init__(
+        self, input_dim: int = 784, hidden_dims: list[int] = [512, 512], output_dim: int = 10, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        check_range("MLP", "dropout", dropout, 0.0, 1.0, high_open=True)
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = input_dim
+        for h in hidden_dims:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, output_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)

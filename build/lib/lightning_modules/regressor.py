@@ -1,0 +1,66 @@
+"""Regression y = f(x) with mean-squared error."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MeanSquaredError
+
+from lightning_modules import optim
+
+
+class Regressor(LightningModule):
+    """Logs `{train,val,test}/loss` (MSE) and `{val,test}/rmse`."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+        no_decay_1d: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "lr_scheduler"])
+        self.net = net
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.rmse = nn.ModuleDict({s: MeanSquaredError(squared=False) for s in ("val_", "test_")})
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "num_classes", None) is not None:
+            raise ValueError(
+                f"Regressor cannot train on {type(dm).__name__}: it has class labels (num_classes={dm.num_classes}). "
+                "Use the Classifier, or a regression DataModule such as SyntheticRegressionDataModule."
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        pred = self(x)
+        loss = F.mse_loss(pred, y)
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train")
+        if stage != "train":
+            self.rmse[f"{stage}_"](pred, y)
+            self.log(f"{stage}/rmse", self.rmse[f"{stage}_"])
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        return optim.configure(self, self.net, self.optimizer, self.lr_scheduler,
+                               self.hparams.scheduler_interval, self.hparams.no_decay_1d)  # fmt: skip

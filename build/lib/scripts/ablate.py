@@ -1,0 +1,442 @@
+"""Run an ablation: every (arm, seed) of an ablation file as its own `scripts.train fit` process.
+
+    python -m scripts.ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
+        [--jobs N [--threads T] | --gpus N] [--set data.init_args.data_dir=/data]
+        [--rerun-stale] [--launcher local|slurm [--submit]] [--status]
+
+A run is finished when its `metrics.json` says `"status": "completed"`; re-running skips finished runs
+and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
+the sweep goes on; the exit code is 1 if any run failed. Each run's stdout/stderr are appended to
+`stdout.log` / `stderr.log` in its run directory. File format: see `scripts/ablation.py`.
+
+Each run stores `definition.json` (its arguments + config-file hashes): a run that holds results of another
+definition is *stale*, refused unless `--rerun-stale` (which moves it to `<dir>.stale-<time>`). A damaged
+metrics.json is moved to `metrics.json.damaged-<time>`; an attempt without a checkpoint to `attempts/<time>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from callbacks.run_dir import RUN_FILES, child_environ
+from callbacks.run_record import atomic_write_json, atomic_write_text
+from scripts import ablation as ablation_file
+from scripts import slurm, sweep_status
+from scripts.ablation import AblationError, Job, Plan, command, load_plan
+
+OK = ("completed", "finished")
+DEFINITION = "definition.json"  # what defines a run: its command and the content of every config file
+
+
+def definition(plan: Plan, job: Job) -> dict[str, Any]:
+    """The run's definition and its hash: the `fit` arguments (no interpreter, no resume path) and the sha256 of
+    each config file they name, so an edited fragment or another `--set` makes a finished run stale."""
+    args = command(plan, job)[len(ablation_file.TRAIN_CMD):]
+    files = {}
+    for cfg in plan.base + list(job.fragments):
+        try:
+            files[cfg] = hashlib.sha256(Path(cfg).read_bytes()).hexdigest()
+        except OSError:
+            files[cfg] = None
+    body = {"args": args, "files": files, "base": plan.base, "fragments": list(job.fragments),
+            "overrides": plan.overrides + list(job.overrides), "teacher": job.teacher,
+            "teacher_hash": definition(plan, plan.prerequisite(job.teacher))["hash"] if job.teacher else None}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return {"hash": digest, **body}
+
+
+def stored_definition(job: Job) -> dict[str, Any] | None:
+    try:
+        return json.loads((job.run_dir / DEFINITION).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_state(job: Job, plan: Plan | None = None) -> tuple[str, str | None]:
+    """('finished' | 'resume' | 'new' | 'damaged' | 'stale', checkpoint to resume from).
+
+    'stale': the directory holds a run (finished or resumable) whose stored definition differs from the plan's
+    (or that has none); 'damaged': metrics.json cannot be read (the harness moves it aside and resumes)."""
+    metrics = job.run_dir / "metrics.json"
+    last = job.run_dir / "checkpoints" / "last.ckpt"
+    status = None
+    if metrics.is_file():
+        try:
+            status = json.loads(metrics.read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            return "damaged", str(last) if last.is_file() else None
+    if plan is not None and (status == "completed" or last.is_file()):
+        stored = stored_definition(job)
+        if stored is None or stored.get("hash") != definition(plan, job)["hash"]:
+            return "stale", None
+    if status == "completed":
+        return "finished", None
+    return ("resume", str(last)) if last.is_file() else ("new", None)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def set_aside_damaged(job: Job) -> Path:
+    """Move an unreadable metrics.json to `metrics.json.damaged-<time>` (never deleted)."""
+    target = job.run_dir / f"metrics.json.damaged-{_stamp()}"
+    os.replace(job.run_dir / "metrics.json", target)
+    return target
+
+
+def set_aside_attempt(job: Job) -> Path | None:
+    """A run that died before its first checkpoint leaves a record that a fresh `fit` would refuse to reuse:
+    move it into `attempts/<time>/` (logs stay where they are, appended)."""
+    present = [job.run_dir / n for n in RUN_FILES if (job.run_dir / n).exists()]
+    if not present:
+        return None
+    folder = job.run_dir / "attempts" / _stamp()
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in present:
+        os.replace(p, folder / p.name)
+    return folder
+
+
+def set_aside_stale(job: Job) -> Path:
+    """`--rerun-stale`: move the whole run directory to `<seed dir>.stale-<time>` (the report ignores it)."""
+    target = job.run_dir.with_name(f"{job.run_dir.name}.stale-{_stamp()}")
+    os.replace(job.run_dir, target)
+    return target
+
+
+def _fill_teacher(node: Any, ckpt: str, net: Any) -> bool:
+    """Set every `teacher_checkpoint` (and a sibling `teacher` net) in a YAML tree; True if any was set."""
+    hit = False
+    if isinstance(node, dict):
+        if "teacher_checkpoint" in node:
+            node["teacher_checkpoint"] = ckpt
+            if "teacher" in node and net is not None:
+                node["teacher"] = net  # the architecture the checkpoint was trained with
+            hit = True
+        for value in node.values():
+            hit = _fill_teacher(value, ckpt, net) or hit
+    elif isinstance(node, list):
+        for value in node:
+            hit = _fill_teacher(value, ckpt, net) or hit
+    return hit
+
+
+def materialise(plan: Plan, job: Job, write: bool = True) -> list[str]:
+    """The job's fragments, with distillation fragments replaced by generated copies in its run dir."""
+    if job.teacher is None:
+        return list(job.fragments)
+    teacher_dir = plan.prerequisite(job.teacher).run_dir.resolve()
+    ckpt = str(teacher_dir / "checkpoints" / "last.ckpt")
+    net = None
+    if (teacher_dir / "config.yaml").is_file():
+        net = (
+            (yaml.safe_load((teacher_dir / "config.yaml").read_text()).get("model") or {})
+            .get("init_args", {})
+            .get("net")
+        )
+    out = []
+    for frag in job.fragments:
+        tree = yaml.safe_load(Path(frag).read_text())
+        if not _fill_teacher(tree, ckpt, net):
+            out.append(frag)
+            continue
+        generated = job.run_dir / f"generated_{Path(frag).stem}.yaml"
+        if write:
+            head = f"# Generated by scripts.ablate from {frag}: teacher = prerequisite '{job.teacher}'.\n"
+            atomic_write_text(generated, head + yaml.safe_dump(tree, sort_keys=False))
+        out.append(str(generated))
+    return out
+
+
+def _warn(proc: subprocess.Popen, job: Job) -> None:
+    if proc.poll() is None:
+        print(f"{job.label}: time limit near and no SIGUSR1 from SLURM yet: sending it", flush=True)
+        proc.send_signal(signal.SIGUSR1)  # srun forwards it to the training processes
+
+
+def record_not_run(job: Job, why: str) -> None:
+    """A run the harness decided not to start (its prerequisite failed) says so in its own metrics.json, so
+    `--status` and the report see it; a later sweep moves this record into `attempts/` and runs it."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"status": "failed", "error": f"not run: {why}", "segments": []}
+    atomic_write_json(job.run_dir / "metrics.json", record)
+
+
+def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None,
+            warn_at: float | None = None) -> str:  # fmt: skip
+    """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
+    `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time `warn_at`
+    the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
+    state, ckpt = run_state(job, plan)
+    notes = []
+    if state == "finished":
+        return "finished"
+    if state == "stale":
+        return "failed: stale (its definition differs from the plan; rerun with --rerun-stale)"
+    if state == "damaged":
+        notes.append(f"# damaged metrics.json moved to {set_aside_damaged(job).name}")
+        state, ckpt = run_state(job, plan)
+    if state == "new" and (moved := set_aside_attempt(job)) is not None:
+        notes.append(f"# earlier attempt without a checkpoint moved to {moved.relative_to(job.run_dir)}")
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cmd = command(plan, job, materialise(plan, job), ckpt)
+        atomic_write_json(job.run_dir / DEFINITION, definition(plan, job))
+    except (OSError, yaml.YAMLError) as err:
+        return f"failed: could not prepare the run ({err})"
+    header = "".join(f"\n{n}" for n in notes) + f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {state}: {shlex.join(cmd)}\n"
+    with open(job.run_dir / "stdout.log", "a") as out, open(job.run_dir / "stderr.log", "a") as err:
+        out.write(header), err.write(header)
+        out.flush(), err.flush()
+        proc = subprocess.Popen([*(prefix or []), *cmd], stdout=out, stderr=err, env=env)
+        timer = None
+        if warn_at is not None:
+            timer = threading.Timer(max(0.0, warn_at - time.time()), _warn, args=(proc, job))
+            timer.daemon = True
+            timer.start()
+        rc = proc.wait()
+        if timer is not None:
+            timer.cancel()
+    if rc != 0:
+        return f"failed: exit code {rc} (see {job.run_dir / 'stderr.log'})"
+    if run_state(job)[0] != "finished":
+        return "failed: exited 0 but metrics.json does not say 'completed'"
+    return "completed"
+
+
+class Sweep:
+    """Hands jobs to workers in plan order; a job waits for its prerequisite and fails if that failed."""
+
+    def __init__(self, plan: Plan, jobs: list[Job], workers: int = 1) -> None:
+        self.plan, self.pending, self.total = plan, list(jobs), len(jobs)
+        self.outcomes: dict[str, str] = {}
+        self.cond = threading.Condition()
+        self.workers, self.started, self.durations = workers, 0, []
+        self.t0 = time.perf_counter()
+
+    def eta(self) -> str:
+        """Remaining runs x mean duration of the runs this sweep trained, shared by the workers."""
+        if not self.durations:
+            return "ETA ?"
+        # Runs not finished (running ones included) in rounds of `workers`, at the mean duration so far.
+        left = math.ceil((self.total - len(self.outcomes)) / self.workers) * sum(self.durations) / len(self.durations)
+        return f"sweep ETA {time.strftime('%H:%M:%S', time.gmtime(left))}"
+
+    def _dep(self, job: Job) -> str | None:
+        return self.plan.prerequisite(job.teacher).label if job.teacher else None
+
+    def take(self) -> Job | None:
+        with self.cond:
+            while self.pending:
+                for job in self.pending:
+                    dep = self._dep(job)
+                    status = "finished" if dep is None else self.outcomes.get(dep)
+                    if status is None:
+                        continue  # prerequisite still running or queued
+                    self.pending.remove(job)
+                    if status in OK:
+                        return job
+                    record_not_run(job, f"prerequisite {dep} did not complete")
+                    self._record(job, f"failed: prerequisite {dep} did not complete")
+                    break
+                else:
+                    self.cond.wait()
+            return None
+
+    def _record(self, job: Job, outcome: str, note: str | Callable[[], str] = "") -> None:
+        self.outcomes[job.label] = outcome
+        note = note() if callable(note) else note  # after the outcome counts (the ETA excludes this run)
+        print(f"[{len(self.outcomes)}/{self.total}] {job.label}: {outcome}{note}", flush=True)
+        self.cond.notify_all()
+
+    def work(self, env: dict[str, str]) -> None:
+        while (job := self.take()) is not None:
+            t0 = time.perf_counter()
+            state = run_state(job, self.plan)[0]
+            if state != "finished":
+                with self.cond:
+                    self.started += 1
+                    print(f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True)
+            outcome = run_job(self.plan, job, env)
+            with self.cond:
+                took = time.perf_counter() - t0
+                if outcome == "completed":
+                    self.durations.append(took)
+                self._record(job, outcome, (lambda: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "")
+
+
+def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str]]:
+    """One environment per concurrent worker: a GPU each, or an equal share of the CPU cores."""
+    base = child_environ()
+    if gpus > 0:
+        return [{**base, "CUDA_VISIBLE_DEVICES": str(i)} for i in range(gpus)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = str(threads or max(1, cores // jobs))
+    return [
+        {**base, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "CUDA_VISIBLE_DEVICES": ""} for _ in range(jobs)
+    ]
+
+
+def write_plan_record(plan: Plan) -> None:
+    """`<root>/plan.json`: what the report needs (arm order, prerequisites); no times, so it is reproducible."""
+    record = {
+        "name": plan.name, "source": plan.source, "base": plan.base, "overrides": plan.overrides,
+        "arms": plan.arms(), "seeds": sorted({j.seed for j in plan.jobs if not j.prerequisite}),
+        "prerequisites": sorted({j.arm for j in plan.jobs if j.prerequisite}),
+        "runs": {j.label: {"arm": j.arm, "seed": j.seed, "fragments": list(j.fragments), "teacher": j.teacher}
+                 for j in plan.jobs},
+    }  # fmt: skip
+    atomic_write_json(plan.root / "plan.json", record)
+
+
+def print_plan(plan: Plan) -> None:
+    for i, job in enumerate(plan.jobs):
+        state, ckpt = run_state(job, plan)
+        print(
+            f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(command(plan, job, materialise(plan, job, False), ckpt))}"
+        )
+
+
+def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
+    """One job by plan index (a SLURM array task). `emit`: print its command instead of running it.
+    `srun`: start the training under `srun` (one process per task of the allocation, for DDP) and, when the
+    prerequisite failed, record this run as failed without running it, as the local launcher does."""
+    if not 0 <= index < len(plan.jobs):
+        raise AblationError(
+            f"--task {index} is out of range: the plan has {len(plan.jobs)} jobs (0..{len(plan.jobs) - 1})"
+        )
+    job = plan.jobs[index]
+    if srun:
+        print(f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}); "
+              f"its output goes to {job.run_dir}/stdout.log and stderr.log", flush=True)  # fmt: skip
+    if job.teacher and run_state(plan.prerequisite(job.teacher), plan)[0] != "finished":
+        dep = plan.prerequisite(job.teacher).label
+        print(f"{job.label}: prerequisite '{job.teacher}' has not completed; run it first", file=sys.stderr)
+        if srun:
+            record_not_run(job, f"prerequisite {dep} did not complete")
+            print(f"{job.label}: failed: prerequisite {dep} did not complete", flush=True)
+            return 1
+        return 2
+    state, ckpt = run_state(job, plan)
+    if not emit:
+        prefix = ["srun", "--kill-on-bad-exit=1", f"--cpus-per-task={os.environ.get('SLURM_CPUS_PER_TASK', '1')}"]
+        warn_at = slurm.warning_time(plan) if srun else None
+        outcome = run_job(plan, job, child_environ(), prefix if srun else None, warn_at)
+        print(f"{job.label}: {outcome}", flush=True)
+        return 0 if outcome in OK else 1
+    if state != "finished":  # nothing printed = nothing to do
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        print(shlex.join(command(plan, job, materialise(plan, job), ckpt)))
+    return 0
+
+
+def handle_stale(plan: Plan, rerun: bool) -> None:
+    """Stale runs stop the sweep before anything runs, unless `--rerun-stale` moves them aside."""
+    stale = [job for job in plan.jobs if run_state(job, plan)[0] == "stale"]
+    if not stale:
+        return
+    if not rerun:
+        raise AblationError(
+            f"{len(stale)} run(s) hold results of another definition (other command, --set values or config file "
+            "contents) than this plan:\n" + "\n".join(f"  {j.label}: {j.run_dir}" for j in stale)
+            + "\nSee them with --dry-run. Rerun them with --rerun-stale (the old runs are moved to "
+            "<dir>.stale-<time>, never deleted), or restore the plan they ran with. Nothing was run."
+        )
+    for job in stale:
+        print(f"stale {job.label}: moved to {set_aside_stale(job)}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.ablate", description=__doc__.split("\n\n")[0])
+    p.add_argument("config", help="ablation file, e.g. configs/ablations/cifar10_cpu.yaml")
+    p.add_argument(
+        "--runs-dir", default="runs", help="runs go to <runs-dir>/<ablation name>/ (default: runs)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan (state + command of every run) and exit"
+    )
+    par = p.add_mutually_exclusive_group()
+    par.add_argument("--gpus", type=int, default=0, help="run one job per GPU on N GPUs concurrently")
+    par.add_argument("--jobs", type=int, default=1, help="run N CPU jobs concurrently (default 1)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="OMP threads per CPU job (default: cores / jobs)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra override for every run, e.g. --set data.init_args.data_dir=/data (repeatable)",
+    )
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="retrain runs whose stored definition differs from the plan (old run moved to <dir>.stale-<time>)")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
+    p.add_argument("--status", action="store_true",
+                   help="print each run's state (finished/running/pending/failed/stale); exit 1 if any failed")
+    p.add_argument("--task", type=int, default=None, help=argparse.SUPPRESS)  # one job by index (SLURM array)
+    p.add_argument("--srun", action="store_true", help=argparse.SUPPRESS)  # inside an sbatch task
+    p.add_argument("--emit-command", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    bad = [s for s in args.set if "=" not in s or s.startswith("-")]
+    if bad:
+        p.error(
+            f"--set takes KEY=VALUE without leading dashes, e.g. data.init_args.data_dir=/data; got {bad}"
+        )
+    if args.gpus < 0 or args.jobs < 1:
+        p.error("--gpus must be >= 0 and --jobs >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        plan = load_plan(args.config, args.runs_dir, [f"--{s}" for s in args.set])
+        if args.dry_run:
+            print_plan(plan)
+            return 0
+        if args.status:
+            return sweep_status.main(plan)
+        if args.task is not None:
+            return run_task(plan, args.task, args.emit_command, args.srun)
+        handle_stale(plan, args.rerun_stale)
+        write_plan_record(plan)
+        if args.launcher == "slurm":
+            return slurm.launch(plan, args.config, args.runs_dir, args.set, args.submit)
+    except AblationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    envs = worker_envs(args.gpus, args.jobs, args.threads)
+    sweep = Sweep(plan, plan.jobs, workers=len(envs))
+    threads = [threading.Thread(target=sweep.work, args=(env,)) for env in envs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = {k: v for k, v in sweep.outcomes.items() if v not in OK}
+    print(
+        f"\n{plan.name}: {len(sweep.outcomes) - len(failed)}/{len(plan.jobs)} runs completed or already finished."
+    )
+    for label, why in failed.items():
+        print(f"  FAILED {label}: {why}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Aggregate an ablation's runs into a report: Markdown table, CSV, PNG bar chart, raw metrics copies.
+
+    python -m scripts.report runs/cifar10_cpu [--out results/cifar10_cpu] [--metric test/acc]
+
+Only runs whose metrics.json says "completed" are counted; the others are listed under the table.
+The output depends only on the runs' metrics.json files (and plan.json), so the same runs always give
+byte-identical files: no dates, no absolute paths, sorted keys, PNG written without a Software tag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callbacks.run_record import atomic_write, atomic_write_text
+from scripts.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
+
+SKIP_DIRS = {"prerequisites", "slurm"}
+
+
+@dataclass
+class Run:
+    label: str  # "<arm>/seed<k>" (or "prerequisites/<name>/seed<k>")
+    arm: str
+    seed: int
+    record: dict[str, Any]
+    raw: str  # metrics.json text, copied verbatim
+    definition: dict[str, Any] | None = None  # the run's definition.json (written by scripts.ablate)
+
+
+def _seed_dirs(folder: Path) -> list[Path]:
+    dirs = [d for d in folder.glob("seed*") if re.fullmatch(r"seed-?\d+", d.name)]
+    return sorted(dirs, key=lambda d: int(d.name[4:]))
+
+
+def collect(root: Path) -> tuple[dict[str, Any], list[Run], list[Run], list[str]]:
+    """(plan, arm runs, prerequisite runs, labels of runs that are planned/present but not completed)."""
+    plan_path = root / "plan.json"
+    plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+    arms = plan.get("arms") or sorted((d.name for d in root.iterdir() if d.is_dir() and d.name not in SKIP_DIRS),
+                                      key=lambda a: (a != "baseline", a))  # fmt: skip
+    groups = [(a, root / a, "") for a in arms]
+    groups += [(p, root / "prerequisites" / p, "prerequisites/") for p in plan.get("prerequisites", [])]
+    runs, pre, incomplete = [], [], set(plan.get("runs", {}))
+    for arm, folder, prefix in groups:
+        for d in _seed_dirs(folder):
+            label = f"{prefix}{arm}/{d.name}"
+            incomplete.add(label)
+            try:
+                raw = (d / "metrics.json").read_text()
+                record = json.loads(raw)
+            except (OSError, ValueError):
+                continue
+            if record.get("status") == "completed":
+                incomplete.discard(label)
+                try:
+                    definition = json.loads((d / "definition.json").read_text())
+                except (OSError, ValueError):
+                    definition = None
+                (pre if prefix else runs).append(Run(label, arm, int(d.name[4:]), record, raw, definition))
+    done = {r.label for r in runs + pre}
+    return plan, runs, pre, sorted(incomplete - done)
+
+
+def metric_of(record: dict[str, Any], metric: str) -> float:
+    stage, key = metric.split("/", 1)
+    value = (record.get(stage) or {}).get(key)
+    return math.nan if value is None else float(value)
+
+
+def summarise(runs: list[Run], metric: str, baseline: str, power_delta: float = 0.003) -> list[dict[str, Any]]:
+    """One row per arm (plan order): n, mean, std; the **paired** delta vs `baseline` over the seeds both ran
+    (95% t interval, two-sided p, Holm-adjusted p over all arms, seeds a paired test needs to detect
+    `power_delta` at 80% power from the measured std of the differences); the unpaired Welch delta for
+    comparison; mean wall time."""
+    by_arm: dict[str, list[Run]] = {}
+    for r in runs:
+        by_arm.setdefault(r.arm, []).append(r)
+    base = [metric_of(r.record, metric) for r in by_arm.get(baseline, [])]
+    base_by_seed = {r.seed: metric_of(r.record, metric) for r in by_arm.get(baseline, [])}
+    rows = []
+    for arm, group in by_arm.items():
+        values = [metric_of(r.record, metric) for r in group]
+        mean, std = mean_std(values)
+        compare = bool(base) and arm != baseline
+        diff = welch_diff(values, base) if compare else None
+        paired = paired_diff({r.seed: metric_of(r.record, metric) for r in group}, base_by_seed) if compare else None
+        walls = [float(r.record["wall_seconds"]) for r in group if "wall_seconds" in r.record]
+        need = math.nan
+        if paired is not None and paired.n >= 2 and paired.sd > 0:
+            need = float(seeds_needed(paired.sd, power_delta))
+        nan = math.nan
+        rows.append({
+            "arm": arm, "n": len(values), "mean": mean, "std": std, "values": values,
+            "delta": diff.delta if diff else nan, "ci_low": diff.low if diff else nan,
+            "ci_high": diff.high if diff else nan, "wall_seconds": mean_std(walls)[0],
+            "seeds": [r.seed for r in group],
+            "paired_delta": paired.delta if paired else nan, "paired_low": paired.low if paired else nan,
+            "paired_high": paired.high if paired else nan, "p": paired.p if paired else nan,
+            "n_pairs": paired.n if paired else 0, "sd_diff": paired.sd if paired else nan, "seeds_needed": need,
+        })  # fmt: skip
+    adjusted = holm({r["arm"]: r["p"] for r in rows if r["arm"] != baseline})
+    for r in rows:
+        r["p_holm"] = adjusted.get(r["arm"], math.nan)
+    return rows
+
+
+def _f(x: float, scale: float, fmt: str, empty: str = "n/a") -> str:
+    return empty if math.isnan(x) else format(x * scale, fmt)
+
+
+def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete: list[str], metric: str,
+             baseline: str, scale: float, runs: list[Run] | None = None) -> str:  # fmt: skip
+    unit = " (%)" if scale == 100 else ""
+    lines = [f"# Ablation `{name}`", ""]
+    if plan.get("source"):
+        lines += [f"Ablation file `{plan['source']}`.", ""]
+    lines += [*ran_with(runs or []), ""]
+    tests = sum(1 for r in rows if not math.isnan(r["p"]))
+    lines += [
+        (
+            f"`{metric}`{unit}: mean ± sample std over seeds. Paired Δ = mean over the seeds both ran of "
+            f"(arm − `{baseline}`), with its 95% t interval and two-sided p; a seed fixes everything but the arm, so "
+            f"pairing removes the seed-to-seed spread. p (Holm): adjusted for the {tests} comparison{'s' * (tests != 1)} "
+            "with Holm's "
+            "step-down method (family-wise error 5%). Welch Δ: the same difference with seeds treated as unpaired, "
+            "for comparison. Seeds needed: for a paired test (5%, two-sided) to detect a true Δ of "
+            + ("0.3 percentage points" if scale == 100 else "0.003") + " at 80% power, from this arm's std of "
+            "the per-seed differences. Wall = seconds per run, process start to end of test."
+        ),
+        "",
+        f"| arm | n | {metric}{unit} | paired Δ vs {baseline} [95% CI] | p | p (Holm) | Welch Δ [95% CI] | "
+        "seeds needed | wall (s/run) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+
+    def interval(d: float, lo: float, hi: float) -> str:
+        if math.isnan(d):
+            return "—"
+        return f"{_f(d, scale, '+.2f')} [{_f(lo, scale, '+.2f')}, {_f(hi, scale, '+.2f')}]"
+
+    for r in rows:
+        p = "—" if math.isnan(r["p"]) else f"{r['p']:.3g}"
+        ph = "—" if math.isnan(r["p_holm"]) else f"{r['p_holm']:.3g}"
+        need = "—" if math.isnan(r["seeds_needed"]) else str(int(r["seeds_needed"]))
+        lines.append(f"| {r['arm']} | {r['n']} | {_f(r['mean'], scale, '.2f')} ± {_f(r['std'], scale, '.2f')} "
+                     f"| {interval(r['paired_delta'], r['paired_low'], r['paired_high'])} | {p} | {ph} "
+                     f"| {interval(r['delta'], r['ci_low'], r['ci_high'])} | {need} "
+                     f"| {_f(r['wall_seconds'], 1, '.0f')} |")  # fmt: skip
+    if pre:
+        lines += [
+            "",
+            "Prerequisite runs (not arms): "
+            + "; ".join(
+                f"`{p.label}` {metric} {_f(metric_of(p.record, metric), scale, '.2f')}, "
+                f"{_f(float(p.record.get('wall_seconds', math.nan)), 1, '.0f')} s"
+                for p in pre
+            )
+            + ".",
+        ]
+    if incomplete:
+        lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
+    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `raw/` (each run's metrics.json).", ""]
+    return "\n".join(lines)
+
+
+def ran_with(runs: list[Run]) -> list[str]:
+    """The header's base configs and overrides, taken from what the counted runs ran (their definition.json),
+    not from the ablation file as it is now; runs that ran differently are listed by group."""
+    groups: dict[tuple, list[str]] = {}
+    for r in runs:
+        d = r.definition or {}
+        key = (tuple(d.get("base") or ()), tuple(o for o in d.get("overrides") or ()))
+        groups.setdefault(key if r.definition else ("?",), []).append(r.label)
+    out = []
+    for key, labels in groups.items():
+        who = "All counted runs" if len(groups) == 1 else f"{len(labels)} run(s) ({', '.join(labels)})"
+        if key == ("?",):
+            out.append(f"{who}: no definition.json recorded (run outside scripts.ablate?); what they ran is unknown.")
+            continue
+        bases = ", ".join(f"`{b}`" for b in key[0]) or "(none)"
+        out.append(f"{who} ran base configs {bases} with overrides `{' '.join(key[1]) or '(none)'}`.")
+    if len(groups) > 1:
+        out.append("**The counted runs did not all run the same base and overrides.**")
+    return out
+
+
+def csv_text(rows: list[dict]) -> str:
+    cols = ["arm", "n", "mean", "std", "delta", "ci_low", "ci_high", "wall_seconds", "seeds", "values",
+            "paired_delta", "paired_low", "paired_high", "p", "p_holm", "n_pairs", "sd_diff", "seeds_needed"]  # fmt: skip
+    num = lambda x: "" if math.isnan(x) else f"{x:.6f}"  # noqa: E731
+    out = [",".join(cols)]
+    for r in rows:
+        first = [num(r[c]) for c in cols[2:8]]
+        extra = [num(r[c]) for c in ("paired_delta", "paired_low", "paired_high", "p", "p_holm")]
+        extra += [str(r["n_pairs"]), num(r["sd_diff"]), num(r["seeds_needed"])]
+        out.append(",".join([r["arm"], str(r["n"]), *first, " ".join(map(str, r["seeds"])),
+                             " ".join(f"{v:.6f}" for v in r["values"]), *extra]))  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: float) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rows) + 1.5), 3.6), dpi=110)
+    xs = range(len(rows))
+    means = [r["mean"] * scale for r in rows]
+    stds = [0.0 if math.isnan(r["std"]) else r["std"] * scale for r in rows]
+    ax.bar(
+        xs,
+        means,
+        yerr=stds,
+        capsize=4,
+        color=["#888888" if r["arm"] == baseline else "#4c72b0" for r in rows],
+    )
+    for x, r in zip(xs, rows):  # each seed as a dot, so n and spread are visible
+        ax.plot([x + 0.22] * len(r["values"]), [v * scale for v in r["values"]], "k.", markersize=4)
+    all_vals = [v * scale for r in rows for v in r["values"]]
+    if all_vals:  # zoom on the data: bars from 0 would hide sub-point differences
+        lo, hi = min(all_vals), max(all_vals)
+        pad = max(0.5, 0.15 * (hi - lo))
+        ax.set_ylim(lo - pad - max(stds, default=0), hi + pad + max(stds, default=0))
+    ax.set_xticks(list(xs), [r["arm"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel(metric + (" (%)" if scale == 100 else ""))
+    ax.set_title(f"{name}: mean ± std over seeds")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version string: byte-identical output
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline") -> list[dict]:
+    plan, runs, pre, incomplete = collect(root)
+    if not runs:
+        raise SystemExit(f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
+                         "run `python -m scripts.ablate CONFIG` first")  # fmt: skip
+    name = plan.get("name") or root.name
+    scale = 100.0 if metric.endswith("acc") else 1.0
+    rows = summarise(runs, metric, baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale, runs))
+    atomic_write_text(out / "results.csv", csv_text(rows))
+    png = chart_png(name, rows, metric, baseline, scale)
+    atomic_write(out / "chart.png", lambda fh: fh.write(png))
+    shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
+    for r in runs + pre:
+        atomic_write_text(out / "raw" / r.label / "metrics.json", r.raw)
+    if plan:
+        atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", help="an ablation's run folder, e.g. runs/cifar10_cpu")
+    p.add_argument("--out", default=None, help="output folder (default: results/<ablation name>)")
+    p.add_argument("--metric", default="test/acc", help="<stage>/<name> from metrics.json (default test/acc)")
+    p.add_argument("--baseline", default="baseline", help="arm the deltas are taken against")
+    args = p.parse_args(argv)
+    root = Path(args.runs)
+    if not root.is_dir():
+        p.error(f"{root} is not a folder; give runs/<ablation name>")
+    out = Path(args.out) if args.out else Path("results") / root.name
+    rows = write_report(root, out, args.metric, args.baseline)
+    print((out / "report.md").read_text())
+    print(f"wrote {out}/report.md, results.csv, chart.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Every Lightning internal trickbench relies on, in one place.
+
+Tested with the Lightning range pinned in pyproject.toml. Each entry below is a workaround for something
+Lightning has no public API for; `check(trainer)` runs at the start of every fit (`ExactResume.setup`) and in
+an unmarked test (tests/test_compat.py), so a Lightning release that renames or removes one of them stops a
+run with an error naming it instead of silently changing what a run does.
+
+| internal                                             | used for                                       | public equivalent      |
+|------------------------------------------------------|------------------------------------------------|------------------------|
+| `fit_loop.epoch_loop.batch_progress.total.completed`,| batch number for per-batch RNG streams and the  | none: `global_step`    |
+|   `.current.ready`                                   | mid-epoch loader position (`batch_index`,       | counts optimizer steps |
+|                                                      | `epoch_batches_taken`)                          | (differs under         |
+|                                                      |                                                 | accumulation, GANs)    |
+| `fit_loop._combined_loader_states_to_load`,          | apply the checkpoint's train-loader state that  | none (Lightning issue  |
+|   `_combined_loader`, `_load_combined_loader_states`,| Lightning leaves unapplied when the loader was  | #20550; PR #21765)     |
+|   `_data_fetcher`                                    | built early (`restore_pending_loader_state`)    |                        |
+| `fit_loop.setup_data()`                              | train-loader length inside `on_fit_start`        | `num_training_batches` |
+|                                                      | (`train_batches`)                               | is set only later      |
+| `strategy.lr_scheduler_configs` (mutated)            | LRWarmup wraps the configured schedulers        | none                   |
+
+Replaced by public API (kept here as the record): `LightningCLI._instantiate_trainer` (now the public
+`instantiate_trainer`), `trainer._logger_connector.should_update_logs` (now `trainer.global_step` and
+`log_every_n_steps`, `lightning_modules.classifier.Classifier._log_step_now`). Not Lightning:
+`object.__setattr__(module, "_fwd", net)` keeps a compiled net out of `nn.Module`'s child registry
+(`Classifier`), so `state_dict` keys stay `net.*`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (object path from the Trainer, attribute) pairs that must exist on a Trainer about to fit.
+REQUIRED: tuple[tuple[str, str], ...] = (
+    ("fit_loop.epoch_loop.batch_progress.total", "completed"),
+    ("fit_loop.epoch_loop.batch_progress.current", "ready"),
+    ("fit_loop", "_combined_loader_states_to_load"),
+    ("fit_loop", "_combined_loader"),
+    ("fit_loop", "_load_combined_loader_states"),
+    ("fit_loop", "_data_fetcher"),
+    ("fit_loop", "setup_data"),
+    ("strategy", "lr_scheduler_configs"),
+)
+
+
+class LightningCompatError(RuntimeError):
+    """A Lightning internal that trickbench relies on is missing (a Lightning version outside the tested range)."""
+
+
+def _resolve(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def check(trainer: Any) -> None:
+    """Raise LightningCompatError naming every internal in `REQUIRED` that this Trainer lacks."""
+    missing = []
+    for path, attr in REQUIRED:
+        try:
+            owner = _resolve(trainer, path)
+        except AttributeError:
+            missing.append(path)
+            continue
+        if not hasattr(owner, attr):
+            missing.append(f"{path}.{attr}")
+    if missing:
+        import lightning
+
+        raise LightningCompatError(
+            f"Lightning {lightning.__version__} lacks {', '.join('trainer.' + m for m in missing)}, which trickbench "
+            "relies on (trickbench/compat.py lists why). Install the Lightning range pinned in pyproject.toml "
+            "(pip install -e .), or update trickbench/compat.py for this version."
+        )
+
+
+def batch_index(trainer: Any) -> int:
+    """Training batches finished before the current one, over all epochs and restored on resume: the current
+    batch's 0-based number from `on_after_batch_transfer` through `on_train_batch_end`."""
+    return trainer.fit_loop.epoch_loop.batch_progress.total.completed
+
+
+def epoch_batches_taken(trainer: Any) -> int:
+    """Training batches of the current epoch the loop has taken, the one in progress included: what a checkpoint
+    written now has consumed of the epoch (a resumed epoch's loader skips them). Lightning's fetcher pre-fetches
+    one batch ahead, so the loader's own count overshoots by one."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.ready
+
+
+def restore_pending_loader_state(trainer: Any) -> bool:
+    """Apply checkpointed train-loader state that Lightning left unapplied (issue #20550); True if there was any."""
+    loop = trainer.fit_loop
+    if not loop._combined_loader_states_to_load or loop._combined_loader is None:
+        return False
+    loop._load_combined_loader_states()
+    iter(loop._data_fetcher)  # the old iterator was built (and pre-fetched from) before the restore
+    return True
+
+
+def train_batches(trainer: Any) -> float:
+    """Train-loader batches per epoch, also before Lightning has set up the loader (e.g. in `on_fit_start`)."""
+    trainer.fit_loop.setup_data()  # no-op when the train loader is already set up
+    return trainer.num_training_batches
+
+
+def scheduler_configs(trainer: Any) -> list[Any]:
+    """The strategy's LR scheduler configs, as the list Lightning steps (callers may replace entries)."""
+    return trainer.strategy.lr_scheduler_configs
