@@ -67,8 +67,8 @@ def cpu_fp32() -> Iterator[None]:
 
 
 def airbench_child(seed: int, epochs: float | None) -> None:
-    import torch
     import airbench
+    import torch
     from airbench import lib_airbench94, utils
 
     torch.manual_seed(seed)
@@ -177,8 +177,8 @@ def main() -> None:
 
     import torch
 
-    from callbacks.run_dir import provenance
     from benchmarks.common import save
+    from callbacks.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 

@@ -115,8 +115,8 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
     if name == "trick:kd":  # the fragment with the teacher's checkpoint and net filled in (as scripts.ablate does)
         import yaml
 
-        from callbacks.run_record import atomic_write_text
         from scripts.ablate import _fill_teacher
+        from trickbench.io import atomic_write_text
 
         teacher = work / "kd_teacher"
         if not (record(teacher) or {}).get("status") == "completed":  # the base at twice the budget, first
@@ -159,8 +159,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
 
-    from callbacks.run_dir import provenance
     from benchmarks.common import save
+    from callbacks.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 

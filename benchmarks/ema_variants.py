@@ -108,8 +108,8 @@ def main() -> None:
     ap.add_argument("--extra", default="", help="extra arguments for both fits (smoke tests)")
     args = ap.parse_args()
 
-    from callbacks.run_dir import provenance
     from benchmarks.common import save
+    from callbacks.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 

@@ -8,9 +8,10 @@ from callbacks.finite_guard import FiniteLossGuard
 from callbacks.progress import PlainProgress
 from callbacks.run_record import RunRecord
 from callbacks.stochastic_depth import StochasticDepthScheduler
+from callbacks.summary import ModelSummary
 from callbacks.warmup import LRWarmup, WarmupLR
 from callbacks.whitening import PatchWhitening
 
-__all__ = ["EMA", "AtomicCheckpointIO", "ExactResume", "FiniteLossGuard", "KnowledgeDistillation", "LRWarmup",
+__all__ = ["EMA", "AtomicCheckpointIO", "ExactResume", "FiniteLossGuard", "KnowledgeDistillation", "LRWarmup", "ModelSummary",
            "LastCheckpoint", "Lookahead", "PatchWhitening", "PlainProgress", "RunRecord", "StochasticDepthScheduler",
            "WarmupLR"]

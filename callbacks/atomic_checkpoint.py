@@ -16,7 +16,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from callbacks.run_record import atomic_write
+from trickbench.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -36,7 +36,13 @@ class LastCheckpoint(ModelCheckpoint):
     `last` (save_top_k 1, no monitor, no version counter, so it overwrites itself; not `save_last` with
     save_top_k 0, which Lightning writes only when a top-k file was written, i.e. never before the end of fit);
     its own class, so a configured `ModelCheckpoint` (e.g. configs/trainer/keep_epoch_checkpoints.yaml) has a
-    distinct state key. The CLI drops it from a run that configures another ModelCheckpoint."""
+    distinct state key. The CLI drops it from a run that configures another ModelCheckpoint.
+
+    Args:
+        dirpath: folder of last.ckpt; null is <run_dir>/checkpoints
+        every_n_train_steps: also rewrite it every this many optimizer steps (null: only at epoch ends)
+        every_n_epochs: rewrite it every this many epochs (null: every epoch)
+    """
 
     def __init__(self, dirpath: str | None = None, every_n_train_steps: int | None = None,
                  every_n_epochs: int | None = None) -> None:  # fmt: skip

@@ -73,6 +73,12 @@ class KnowledgeDistillation(Callback):
     """Distil `teacher` (weights from `teacher_checkpoint`) into the trained Classifier.
 
     alpha: weight of the KD term (CE gets 1 - alpha). temperature: softmax temperature T (> 0).
+
+    Args:
+        teacher: the teacher network (same input and classes as the student)
+        teacher_checkpoint: the teacher's weights: a run's last.ckpt or a state_dict file
+        alpha: weight of the KD term (CE gets 1 - alpha)
+        temperature: softmax temperature T (> 0) of both distributions
     """
 
     def __init__(self, teacher: nn.Module, teacher_checkpoint: str | None = None, alpha: float = 0.5,

@@ -31,7 +31,7 @@ def reseed_globals(seed: int) -> None:
     Not `torch.manual_seed`: for each accelerator module that is not initialised (CUDA on a CPU run; XPU,
     MTIA on a CUDA run) it queues a lazy seed call together with `traceback.format_stack()`, about 1 ms
     of CPU per call under Lightning's deep stack, i.e. per training batch (measured: ~10% of the MNIST MLP
-    CLI run, results/bench/time_to_acc_mlp.md). A device the run trains on is initialised before the first
+    CLI run, results/bench/time_to_acc/time_to_acc_mlp.md). A device the run trains on is initialised before the first
     batch, so seeding only initialised ones draws the same streams.
     """
     torch.default_generator.manual_seed(seed)
@@ -46,7 +46,11 @@ def reseed_globals(seed: int) -> None:
 class ExactResume(Callback):
     """Before each training batch, seed torch (CPU + CUDA), numpy and `random` from
     `derive_seed(seed, "global", rank, batch)`; at train start, apply pending loader state.
-    seed=None reads `seed_everything`'s value (PL_GLOBAL_SEED), else 0."""
+    seed=None reads `seed_everything`'s value (PL_GLOBAL_SEED), else 0.
+
+    Args:
+        seed: base seed of the per-batch streams; null reads seed_everything's value
+    """
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed

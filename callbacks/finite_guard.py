@@ -25,6 +25,9 @@ class FiniteLossGuard(Callback):
     tensor); larger values trade how late a NaN is caught for that sync on fast GPUs.
     Under DDP all ranks agree (one collective), so every rank stops together instead of one
     rank dying and the others hanging in the next all-reduce.
+
+    Args:
+        check_every_n_steps: check the loss every this many steps (1: every step, one host sync each)
     """
 
     def __init__(self, check_every_n_steps: int = 1) -> None:

@@ -26,6 +26,9 @@ class PlainProgress(Callback):
     """Print `epoch, step/total, train loss, val metrics, images/s, elapsed, ETA` to stdout (rank 0).
 
     every_minutes: also print a line inside an epoch when this many minutes passed since the last line.
+
+    Args:
+        every_minutes: also print a line inside an epoch when this many minutes passed since the last
     """
 
     def __init__(self, every_minutes: float = 5.0) -> None:

@@ -42,7 +42,14 @@ def drop_path_modules(module: nn.Module) -> list[DropPath]:
 class StochasticDepthScheduler(Callback):
     """Sets every DropPath's base rate at the start of each epoch (interval="epoch": progress =
     epoch / (max_epochs - 1), so the last epoch gets the end value) or of each optimizer step
-    (interval="step": progress = step / (total_steps - 1))."""
+    (interval="step": progress = step / (total_steps - 1)).
+
+    Args:
+        base_rate: the drop-path rate the schedule scales (per net: the last block's)
+        schedule: "constant", "linear_up" (0 -> base_rate) or "linear_down" (base_rate -> 0) over training
+        interval: "epoch" or "step": when the rate is updated
+        ramp_fraction: fraction of training the ramp takes (then constant)
+    """
 
     def __init__(self, base_rate: float = 0.1, schedule: Schedule = "constant", interval: Literal["epoch", "step"] = "epoch",
                  ramp_fraction: float = 1.0) -> None:  # fmt: skip

@@ -44,6 +44,14 @@ class WarmupLR:
     Before each inner step the inner scheduler's own last LR is put back into the param groups,
     so recursive torch schedulers (CosineAnnealingLR, StepLR read `group["lr"]`) never see, and
     never compound, the warmup factor. `state_dict` holds both, for checkpoint resume.
+
+    Args:
+        optimizer: the optimizer whose LR is warmed up
+        inner: the configured scheduler, or None for a constant LR
+        warmup_steps: optimizer steps of warmup
+        mode: "linear" or "exponential" ramp
+        start_factor: LR multiplier at step 0
+        inner_every: step the inner scheduler every this many calls (1 per-step; steps per epoch per-epoch)
     """
 
     def __init__(self, optimizer: Optimizer, inner: Any | None, warmup_steps: int, mode: Mode = "linear",
@@ -95,6 +103,12 @@ class LRWarmup(Callback):
     (when warmup_steps is None), on top of the configured scheduler (or a constant LR).
 
     mode: "linear" or "exponential" (see `warmup_factor`); start_factor: LR multiplier at step 0.
+
+    Args:
+        warmup_steps: optimizer steps of warmup; null uses warmup_fraction
+        warmup_fraction: warmup length as a fraction of all steps
+        mode: "linear" or "exponential" ramp
+        start_factor: LR multiplier at step 0
     """
 
     def __init__(self, warmup_steps: int | None = None, warmup_fraction: float = 0.05, mode: Mode = "linear",

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 from lightning.pytorch import LightningDataModule
+
 from trickbench import compat
 
 
@@ -35,6 +36,18 @@ class TensorLoader:
     Train (`shuffle=True, drop_last=True`): every rank gets `len(x) // world_size // batch_size`
     full batches of disjoint samples. Eval (`shuffle=False, drop_last=False`): rank r reads
     samples r, r+world, r+2*world, ... so nothing is lost or seen twice.
+
+    Args:
+        x: inputs of the whole split, first dimension the examples
+        y: targets of the whole split
+        batch_size: examples per batch (per rank)
+        shuffle: a new seeded permutation every epoch (else storage order)
+        drop_last: drop the last incomplete batch, and give every rank the same number of batches
+        seed: seed of the permutations (epoch e: a generator seeded with seed * 100003 + e)
+        rank: this process's rank
+        world_size: number of ranks sharing the split
+        epoch_fn: returns the current epoch (the Trainer's), or None to count epochs itself
+        consumed_fn: returns how many batches of this epoch were already taken (mid-epoch resume), or None
     """
 
     def __init__(
@@ -119,6 +132,12 @@ class TensorDataModule(LightningDataModule):
     and may override `train_transform` / `eval_transform` (batched, device-agnostic).
     Attributes every DataModule declares: `dims` (shape of one x), `num_classes`
     (None for regression), `fingerprint` (id of the exact data read, recorded per run).
+
+    Args:
+        batch_size: training batch size (per device)
+        eval_batch_size: validation/test batch size
+        seed: seed of the split, the shuffling and the augmentation stream
+        device_resident: keep every split on the training device, so batches never cross the host-device bus
     """
 
     dims: tuple[int, ...] = ()

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
-from datamodules.base import TensorDataModule, seeded_split
-from datamodules.integrity import DatasetError, check_files, fingerprint, load_pickle, require_folder
+from datamodules.integrity import DatasetError, load_pickle
+from datamodules.released import ReleasedDataModule
 
 # Same (file, md5) lists torchvision checks; copied so reading never imports the downloader.
 CIFAR10_MD5 = {
@@ -41,7 +41,7 @@ def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(data.copy()), torch.from_numpy(labels)
 
 
-class CIFAR10DataModule(TensorDataModule):
+class CIFAR10DataModule(ReleasedDataModule):
     """50k train (minus a seeded `val_size` hold-out) / 10k official test; x is (3, 32, 32).
 
     Augmentation (train only, per sample, batched): random crop after `crop_padding` pixels of
@@ -49,7 +49,29 @@ class CIFAR10DataModule(TensorDataModule):
     `alternating_flip=True` (with `flip=True`) replaces the coin-flip mirror by airbench's schedule:
     a seeded half of the training set is stored mirrored, and odd epochs mirror every batch.
     `device_resident=True` keeps every split on the training device (airbench's data path).
+
+    Args:
+        data_dir: folder that holds the dataset's release folder (cifar-10-batches-py/)
+        val_size: images held out of the training set (seeded) for validation; 0 for none
+        download: fetch the release through torchvision when a file is absent (needs network)
+        accept_nonoriginal: use files that differ from the release (a re-encoded copy); their fingerprint is recorded with the run
+        crop_padding: pixels of padding before the random 32x32 crop (0: no crop)
+        crop_pad_mode: "zeros" or "reflect" padding for the crop
+        flip: random horizontal flip
+        alternating_flip: with flip: airbench's alternating mirror schedule instead of coin flips
+        cutout: side of a random square zeroed per image (0: off)
+        normalize: per-channel normalisation; false gives intensities in [0, 1] (autoencoders, GANs)
+        train_subset: > 0: train on only the first N training images (quick CPU runs)
+        batch_size: training batch size (per device)
+        eval_batch_size: validation/test batch size
+        seed: seed of the split, the shuffling and the augmentation stream
+        device_resident: keep every split on the training device, so batches never cross the host-device bus
     """
+
+    dataset = "CIFAR-10"
+    mean_std = (CIFAR10_MEAN, CIFAR10_STD)
+    missing_hint = ("Set download=True to fetch it, or build it from a folder of the images with "
+                    "`python -m scripts.cifar_folder build IMAGES <data_dir>` (then accept_nonoriginal=True).")  # fmt: skip
 
     def __init__(
         self,
@@ -69,49 +91,39 @@ class CIFAR10DataModule(TensorDataModule):
         seed: int = 0,
         device_resident: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, seed, device_resident)
+        super().__init__(data_dir, val_size, download, accept_nonoriginal, normalize, batch_size, eval_batch_size,
+                         seed, device_resident)  # fmt: skip
         self.save_hyperparameters()
-        self.data_dir = Path(data_dir)
-        self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
         self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
         if crop_pad_mode not in ("zeros", "reflect"):
             raise ValueError(f"CIFAR10DataModule crop_pad_mode must be 'zeros' or 'reflect', got {crop_pad_mode!r}")
         self.crop_pad_mode = "constant" if crop_pad_mode == "zeros" else "reflect"
         self.alternating_flip = alternating_flip
         self.train_subset = train_subset  # >0: keep only the first N training images (quick CPU runs)
-        self.mean, self.std = (CIFAR10_MEAN, CIFAR10_STD) if normalize else (None, None)
         self.dims = (3, 32, 32)
         self.num_classes = 10
 
     @property
-    def batch_dir(self) -> Path:
+    def folder(self) -> Path:
         return self.data_dir / "cifar-10-batches-py"
 
-    def prepare_data(self) -> None:
-        require_folder(self.batch_dir, "CIFAR-10")
-        if self.download and not all((self.batch_dir / f).is_file() for f in CIFAR10_MD5):
-            from torchvision.datasets import CIFAR10
+    batch_dir = folder
 
-            try:
-                CIFAR10(str(self.data_dir), train=True, download=True)
-            except Exception as err:  # network errors come in many types
-                raise DatasetError(
-                    f"CIFAR-10: download into {self.batch_dir} failed ({err}). Offline? Place the "
-                    "python-version batches there by hand (see README, 'Data')."
-                ) from err
+    def expected_files(self) -> dict[str, str]:
+        return CIFAR10_MD5
+
+    def download_files(self) -> None:
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(self.data_dir), train=True, download=True)
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        hint = (
-            "Set download=True to fetch it, or build it from a folder of the images with "
-            "`python -m scripts.cifar_folder build IMAGES <data_dir>` (then accept_nonoriginal=True)."
-        )
-        found = check_files(self.batch_dir, CIFAR10_MD5, self.accept_nonoriginal, "CIFAR-10", hint)
-        self.fingerprint = fingerprint(found)
-        parts = [read_batch(self.batch_dir / f"data_batch_{i}") for i in range(1, 6)]
+        self.verify_files()
+        parts = [read_batch(self.folder / f"data_batch_{i}") for i in range(1, 6)]
         x_train = torch.cat([p[0] for p in parts])
         y_train = torch.cat([p[1] for p in parts])
-        x_test, y_test = read_batch(self.batch_dir / "test_batch")
-        tr, va = seeded_split(len(x_train), self.val_size, self.seed)
+        x_test, y_test = read_batch(self.folder / "test_batch")
+        tr, va = self.split_train(len(x_train))
         if self.train_subset > 0:
             tr = tr[: self.train_subset]
         x_tr = x_train[tr]
@@ -126,7 +138,4 @@ class CIFAR10DataModule(TensorDataModule):
         elif self.flip:
             x = batch_hflip(x, generator)
         x = batch_cutout(x, self.cutout, generator)
-        return to_float(x, self.mean, self.std)
-
-    def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
         return to_float(x, self.mean, self.std)

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from datamodules.augment import batch_hflip, batch_random_crop, to_float
-from datamodules.base import TensorDataModule, seeded_split
-from datamodules.integrity import DatasetError, check_files, check_same_length, fingerprint, require_folder, tensor_from_buffer
+from datamodules.integrity import DatasetError, check_same_length, tensor_from_buffer
+from datamodules.released import ReleasedDataModule
 
 # md5 of the uncompressed LeCun files (torchvision only lists the .gz archives).
 MNIST_MD5 = {
@@ -35,8 +35,27 @@ def read_idx(path: Path) -> torch.Tensor:
     raise DatasetError(f"MNIST: {path} is not an idx file (magic {magic}). Delete it and re-download.")
 
 
-class MNISTDataModule(TensorDataModule):
-    """60k train (minus a seeded `val_size` hold-out) / 10k official test; x is (1, 28, 28)."""
+class MNISTDataModule(ReleasedDataModule):
+    """60k train (minus a seeded `val_size` hold-out) / 10k official test; x is (1, 28, 28).
+
+    Args:
+        data_dir: folder that holds the dataset's release folder (MNIST/raw/)
+        val_size: images held out of the training set (seeded) for validation; 0 for none
+        download: fetch the release through torchvision when a file is absent (needs network)
+        accept_nonoriginal: use files that differ from the release (a re-encoded copy); their fingerprint is recorded with the run
+        crop_padding: pixels of padding before a random 28x28 crop (0: no crop)
+        flip: random horizontal flip
+        normalize: per-channel normalisation; false gives intensities in [0, 1] (autoencoders, GANs)
+        batch_size: training batch size (per device)
+        eval_batch_size: validation/test batch size
+        seed: seed of the split, the shuffling and the augmentation stream
+        device_resident: keep every split on the training device, so batches never cross the host-device bus
+    """
+
+    dataset = "MNIST"
+    mean_std = (MNIST_MEAN, MNIST_STD)
+    missing_hint = ("Set download=True to fetch it, or place the four uncompressed idx files "
+                    "(train-images-idx3-ubyte, ...) in <data_dir>/MNIST/raw/.")  # fmt: skip
 
     def __init__(
         self,
@@ -52,44 +71,33 @@ class MNISTDataModule(TensorDataModule):
         seed: int = 0,
         device_resident: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, seed, device_resident)
+        super().__init__(data_dir, val_size, download, accept_nonoriginal, normalize, batch_size, eval_batch_size,
+                         seed, device_resident)  # fmt: skip
         self.save_hyperparameters()
-        self.data_dir = Path(data_dir)
-        self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
         self.crop_padding, self.flip = crop_padding, flip
-        self.mean, self.std = (MNIST_MEAN, MNIST_STD) if normalize else (None, None)
         self.dims = (1, 28, 28)
         self.num_classes = 10
 
     @property
-    def raw_dir(self) -> Path:
+    def folder(self) -> Path:
         return self.data_dir / "MNIST" / "raw"
 
-    def prepare_data(self) -> None:
-        """Download through torchvision only when allowed and absent (runs on one process)."""
-        require_folder(self.raw_dir, "MNIST")
-        if self.download and not all((self.raw_dir / f).is_file() for f in MNIST_MD5):
-            from torchvision.datasets import MNIST
+    raw_dir = folder
 
-            try:
-                MNIST(str(self.data_dir), train=True, download=True)
-                MNIST(str(self.data_dir), train=False, download=True)
-            except Exception as err:  # network errors come in many types
-                raise DatasetError(
-                    f"MNIST: download into {self.raw_dir} failed ({err}). Offline? Copy the four "
-                    f"*-ubyte files there by hand (see README, 'Data')."
-                ) from err
+    def expected_files(self) -> dict[str, str]:
+        return MNIST_MD5
+
+    def download_files(self) -> None:
+        from torchvision.datasets import MNIST
+
+        MNIST(str(self.data_dir), train=True, download=True)
+        MNIST(str(self.data_dir), train=False, download=True)
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        hint = (
-            "Set download=True to fetch it, or place the four uncompressed idx files "
-            "(train-images-idx3-ubyte, ...) in <data_dir>/MNIST/raw/."
-        )
-        found = check_files(self.raw_dir, MNIST_MD5, self.accept_nonoriginal, "MNIST", hint)
-        self.fingerprint = fingerprint(found)
+        self.verify_files()
         x_train, y_train = self._read_split("train")
         x_test, y_test = self._read_split("t10k")
-        tr, va = seeded_split(len(x_train), self.val_size, self.seed)
+        tr, va = self.split_train(len(x_train))
         return {
             "train": (x_train[tr], y_train[tr].long()),
             "val": (x_train[va], y_train[va].long()),
@@ -97,7 +105,7 @@ class MNISTDataModule(TensorDataModule):
         }
 
     def _read_split(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = (self.raw_dir / f"{prefix}-images-idx3-ubyte", self.raw_dir / f"{prefix}-labels-idx1-ubyte")
+        images, labels = (self.folder / f"{prefix}-images-idx3-ubyte", self.folder / f"{prefix}-labels-idx1-ubyte")
         x, y = read_idx(images), read_idx(labels)
         check_same_length(x, y, images, labels, "MNIST")
         return x, y
@@ -106,7 +114,4 @@ class MNISTDataModule(TensorDataModule):
         x = batch_random_crop(x, self.crop_padding, generator)
         if self.flip:
             x = batch_hflip(x, generator)
-        return to_float(x, self.mean, self.std)
-
-    def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
         return to_float(x, self.mean, self.std)

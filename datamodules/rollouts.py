@@ -21,39 +21,12 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_modules.ops.checks import check_range
+from lightning_modules.ops.returns import gae
 
 
 class Agent(Protocol):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
     def value(self, obs: torch.Tensor) -> torch.Tensor: ...
-
-
-def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
-                       last_value: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """G_t = r_t + gamma * (1 - done_t) * G_{t+1} over time (dim 0); bootstraps from `last_value` (or 0)."""
-    returns = torch.zeros_like(rewards)
-    future = torch.zeros_like(rewards[0]) if last_value is None else last_value
-    for t in reversed(range(len(rewards))):
-        future = rewards[t] + gamma * (1.0 - dones[t]) * future
-        returns[t] = future
-    return returns
-
-
-def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
-        gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Generalised advantage estimation (Schulman et al. 2016), all (T, N). Returns (advantages, returns).
-
-    lam = 1 gives the Monte-Carlo advantage G_t - V(s_t) (REINFORCE with a baseline); lam = 0 the TD error.
-    """
-    adv = torch.zeros_like(rewards)
-    running = torch.zeros_like(last_value)
-    next_value = last_value
-    for t in reversed(range(len(rewards))):
-        keep = 1.0 - dones[t]
-        delta = rewards[t] + gamma * keep * next_value - values[t]
-        running = delta + gamma * lam * keep * running
-        adv[t], next_value = running, values[t]
-    return adv, adv + values
 
 
 def make_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -158,6 +131,21 @@ class RolloutDataModule(LightningDataModule):
     Defaults are PPO's for CartPole (Schulman et al. 2017; CleanRL): 8 envs x 256 steps per rollout,
     4 passes of 512-transition minibatches, gamma 0.99, GAE lambda 0.95. REINFORCE with a baseline:
     `gae_lambda: 1.0, update_epochs: 1`.
+
+    Args:
+        env_id: gymnasium environment id
+        num_envs: environments stepped in parallel
+        rollout_steps: steps per environment per rollout
+        rollouts_per_epoch: rollouts collected per training epoch
+        update_epochs: passes over each rollout
+        minibatch_size: transitions per minibatch
+        gamma: discount factor
+        gae_lambda: GAE lambda (1: Monte-Carlo advantages)
+        val_episodes: episodes per validation
+        test_episodes: episodes of the test
+        eval_parallel: evaluation environments stepped at once
+        deterministic_eval: evaluate the greedy action instead of sampling
+        seed: seed of the environments and the minibatch order
     """
 
     def __init__(self, env_id: str = "CartPole-v1", num_envs: int = 8, rollout_steps: int = 256,

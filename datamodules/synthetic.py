@@ -30,7 +30,20 @@ def make_regression(
 
 
 class SyntheticRegressionDataModule(TensorDataModule):
-    """`dims = (input_dim,)`, `num_classes = None`; targets have shape (N, 1)."""
+    """`dims = (input_dim,)`, `num_classes = None`; targets have shape (N, 1).
+
+    Args:
+        input_dim: features per example
+        function: target function of the inputs: linear, sine or quadratic
+        noise: std of the Gaussian noise added to the targets
+        n_train: training examples
+        n_val: validation examples
+        n_test: test examples
+        batch_size: training batch size (per device)
+        eval_batch_size: validation/test batch size
+        seed: seed of the data and the shuffling
+        device_resident: keep every split on the training device, so batches never cross the host-device bus
+    """
 
     def __init__(
         self,

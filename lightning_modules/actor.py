@@ -40,6 +40,17 @@ class Actor(LightningModule):
     `train/entropy`, `train/approx_kl`, `train/clip_frac`, and `{val,test}/return` (mean evaluation return).
 
     Hook for `RolloutDataModule`: `act(obs, deterministic)` and `value(obs)`, both without gradients.
+
+    Args:
+        policy: observation -> action logits
+        value_net: observation -> state value (one output)
+        clip_eps: PPO clipping epsilon; null for the unclipped policy gradient
+        kl_coef: weight of a KL(old || new) penalty on the policy update (0: off)
+        value_coef: weight of the value loss
+        entropy_coef: weight of the entropy bonus
+        normalize_advantage: standardise advantages per minibatch
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
     """
 
     def __init__(

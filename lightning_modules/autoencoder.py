@@ -17,7 +17,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from lightning_modules import optim
-from lightning_modules.ops.checks import check_range
+from lightning_modules.ops.checks import check_range, require_unnormalized
 
 
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -43,6 +43,14 @@ class AutoEncoder(LightningModule):
     """x -> encoder -> code -> decoder -> logits. Logs `{stage}/loss` (= `recon`, per image).
 
     Image-grid hook used by `callbacks.samples.SampleGrids`: `image_grids(x) -> {name: images in [0, 1]}`.
+
+    Args:
+        encoder: image -> code (e.g. lightning_modules.nets.ConvEncoder or MLP)
+        decoder: code -> pixel logits (e.g. lightning_modules.nets.ConvDecoder or MLP)
+        recon: "bce" (Bernoulli pixels, intensities in [0, 1]) or "mse" reconstruction loss, summed per image
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
+        scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
     """
 
     def __init__(
@@ -60,12 +68,7 @@ class AutoEncoder(LightningModule):
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if getattr(dm, "mean", None) is not None:
-            raise ValueError(
-                f"{type(self).__name__} reconstructs pixel intensities in [0, 1], but {type(dm).__name__} "
-                "normalises them. Set `data.init_args.normalize: false`."
-            )
+        require_unnormalized(type(self).__name__, getattr(self.trainer, "datamodule", None), "reconstructs")
 
     def decode(self, code: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         return self.decoder(code).view(shape)  # an MLP decoder emits flat pixels
@@ -108,6 +111,16 @@ class VAE(AutoEncoder):
 
     loss = recon + beta * KL (beta = 1: the negative ELBO; beta > 1: beta-VAE). Logs `{stage}/recon`,
     `{stage}/kl` and, for the Bernoulli decoder, `{stage}/nelbo` (beta = 1, nats per image).
+
+    Args:
+        encoder: image -> 2 * latent_dim numbers (mean and log-variance)
+        decoder: latent -> pixel logits
+        latent_dim: size of the latent code
+        beta: weight of the KL term (1: the ELBO; > 1: beta-VAE)
+        recon: "bce" or "mse" reconstruction loss, summed per image
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
+        scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
     """
 
     def __init__(

@@ -27,6 +27,21 @@ class Classifier(LightningModule):
     The training loss is `prod(base_weights) * CE + sum(fn(x, logits, targets))`; each term is
     logged as `train/<name>`. Terms live in a plain dict, so nothing they hold (a teacher net)
     is ever saved in this module's checkpoint.
+
+    Args:
+        net: the network, logits out: a project net (lightning_modules.nets.MLP, SmallCNN, ResNet18, PreActResNet18, ResNet20, AirbenchNet) or any nn.Module class path
+        num_classes: number of classes (output units), for the accuracy metrics
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
+        scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
+        no_decay_1d: no weight decay on 1-d parameters (biases, norm scales): the no-bias-decay trick
+        label_smoothing: label-smoothing epsilon in [0, 1): targets become (1 - eps) * target + eps / num_classes
+        batch_mix: mixup / CutMix applied to each training batch (lightning_modules.ops.mixup.MixupCutmix), or null
+        tta_flip: evaluate on the mean logits of each image and its mirror
+        tta_translate: with tta_flip: also one-pixel translations (airbench's multi-crop TTA)
+        norm_lr_scale: lr multiplier for normalisation parameters (weight decay divided by it): airbench's 64x BN-bias lr
+        channels_last: channels-last memory format for the net and its inputs (faster convolutions on GPUs)
+        compile: torch.compile the net: true, false, or "auto" (on CUDA only)
     """
 
     def __init__(
@@ -129,7 +144,7 @@ class Classifier(LightningModule):
         """Whether this step's values reach a logger: Lightning's own rule (every `log_every_n_steps`
         optimizer steps, and when stopping), plus each epoch's first batch so `callback_metrics` has the keys
         from the start. Between those steps `callback_metrics` keeps the last logged value. Each `self.log`
-        call costs ~0.7 ms of Lightning bookkeeping on CPU (results/bench/step_overhead.md), more than a
+        call costs ~0.7 ms of Lightning bookkeeping on CPU (results/bench/step_overhead/step_overhead.md), more than a
         small net's step; with log_every_n_steps=1 every step is logged, as before. Lightning's rule in public
         terms: the optimizer step about to be taken, `global_step + 1`, is a multiple of `log_every_n_steps`."""
         trainer = self._trainer
@@ -140,7 +155,7 @@ class Classifier(LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Logged once per epoch from counts accumulated by update(), not via self.log every step:
-        # each self.log call costs Lightning bookkeeping (measured: results/bench/step_overhead*.md).
+        # each self.log call costs Lightning bookkeeping (measured: results/bench/step_overhead/).
         metric = self.metrics["train_"]
         if metric.update_count:
             self.log("train/acc", metric.compute())

@@ -26,6 +26,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from lightning_modules import optim
+from lightning_modules.ops.checks import require_unnormalized
 
 
 def discriminator_loss(
@@ -58,6 +59,18 @@ class GAN(LightningModule):
 
     Hooks: `sample(n) -> images in [0, 1]`; `image_grids(x)` for `callbacks.samples.SampleGrids`.
     Both draw from `sampler`: the EMA copy of G (`generator_ema`) when `ema_decay > 0`, else G itself.
+
+    Args:
+        generator: latent (+ one-hot class) -> image logits (e.g. lightning_modules.nets.ConvDecoder)
+        discriminator: image (+ class) -> one real/fake logit (e.g. lightning_modules.nets.ConvEncoder with output_dim 1)
+        latent_dim: size of G's noise input
+        num_classes: > 0: class-conditional GAN (G and D get the one-hot label)
+        optimizer_g: optimizer factory for the generator
+        optimizer_d: optimizer factory for the discriminator
+        lr_scheduler: LR scheduler factory applied to both optimizers, or null
+        real_label: target for real images in D's loss (< 1: one-sided label smoothing)
+        ema_decay: > 0: keep an EMA copy of G (decay per step) that samples and checkpoints use
+        r1_gamma: > 0: R1 gradient penalty on real images with this weight
     """
 
     def __init__(
@@ -97,12 +110,7 @@ class GAN(LightningModule):
                              persistent=False)  # fmt: skip
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if getattr(dm, "mean", None) is not None:
-            raise ValueError(
-                f"GAN compares generated images with pixel intensities in [0, 1], but {type(dm).__name__} "
-                "normalises them. Set `data.init_args.normalize: false`."
-            )
+        require_unnormalized("GAN", getattr(self.trainer, "datamodule", None), "compares generated images with")
 
     def _onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         k = self.hparams.num_classes

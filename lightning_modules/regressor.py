@@ -15,7 +15,15 @@ from lightning_modules import optim
 
 
 class Regressor(LightningModule):
-    """Logs `{train,val,test}/loss` (MSE) and `{val,test}/rmse`."""
+    """Logs `{train,val,test}/loss` (MSE) and `{val,test}/rmse`.
+
+    Args:
+        net: the network, one output per target (e.g. lightning_modules.nets.MLP)
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
+        scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
+        no_decay_1d: no weight decay on 1-d parameters (biases, norm scales): the no-bias-decay trick
+    """
 
     def __init__(
         self,

@@ -7,7 +7,7 @@
 A run is finished when its `metrics.json` says `"status": "completed"`; re-running skips finished runs
 and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
 the sweep goes on; the exit code is 1 if any run failed. Each run's stdout/stderr are appended to
-`stdout.log` / `stderr.log` in its run directory. File format: see `scripts/ablation.py`.
+`stdout.log` / `stderr.log` in its run directory. File format: see `scripts/ablation/plan.py`.
 
 Each run stores `definition.json` (its arguments + config-file hashes): a run that holds results of another
 definition is *stale*, refused unless `--rerun-stale` (which moves it to `<dir>.stale-<time>`). A damaged
@@ -34,10 +34,11 @@ from typing import Any
 import yaml
 
 from callbacks.run_dir import RUN_FILES, child_environ
-from callbacks.run_record import atomic_write_json, atomic_write_text
-from scripts import ablation as ablation_file
-from scripts import slurm, sweep_status
-from scripts.ablation import AblationError, Job, Plan, command, load_plan
+from scripts.ablation import plan as ablation_file
+from scripts.ablation import slurm
+from scripts.ablation import status as sweep_status
+from scripts.ablation.plan import AblationError, Job, Plan, command, load_plan
+from trickbench.io import atomic_write_json, atomic_write_text
 
 OK = ("completed", "finished")
 DEFINITION = "definition.json"  # what defines a run: its command and the content of every config file

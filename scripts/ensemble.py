@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from callbacks.run_record import atomic_write, atomic_write_text
+from trickbench.io import atomic_write, atomic_write_text
 
 TAUS = [round(0.05 * i, 2) for i in range(21)]
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callbacks.run_record import atomic_write, atomic_write_text
-from scripts.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
+from scripts.ablation.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
+from trickbench.io import atomic_write, atomic_write_text
 
 SKIP_DIRS = {"prerequisites", "slurm"}
 
@@ -168,7 +168,7 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         ]
     if incomplete:
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
-    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `raw/` (each run's metrics.json).", ""]
+    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `raw/` (each run's metrics.json).", ""]
     return "\n".join(lines)
 
 
@@ -207,6 +207,17 @@ def csv_text(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _png(fig) -> bytes:
+    """The figure as PNG bytes without a Software tag (no version string: byte-identical output), then closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: float) -> bytes:
     import matplotlib
 
@@ -234,11 +245,41 @@ def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: fl
     ax.set_xticks(list(xs), [r["arm"] for r in rows], rotation=30, ha="right")
     ax.set_ylabel(metric + (" (%)" if scale == 100 else ""))
     ax.set_title(f"{name}: mean ± std over seeds")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version string: byte-identical output
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
+
+
+def paired_differences(rows: list[dict], baseline: str) -> dict[str, list[float]]:
+    """Per arm, arm minus baseline for every seed both ran (the points behind the paired interval)."""
+    base = next((dict(zip(r["seeds"], r["values"])) for r in rows if r["arm"] == baseline), {})
+    return {r["arm"]: [v - base[s] for s, v in zip(r["seeds"], r["values"]) if s in base]
+            for r in rows if r["arm"] != baseline}  # fmt: skip
+
+
+def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> bytes:
+    """Forest plot: each arm's paired delta vs the baseline with its 95% t interval, the per-seed differences as
+    dots, and the zero line; arms top to bottom in plan order. Byte-identical for the same rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    diffs = paired_differences(rows, baseline)
+    arms = [r for r in rows if r["arm"] != baseline]
+    fig, ax = plt.subplots(figsize=(6.0, max(2.2, 0.42 * len(arms) + 1.2)), dpi=110)
+    for i, r in enumerate(arms):
+        y = len(arms) - 1 - i
+        ax.plot([d * scale for d in diffs[r["arm"]]], [y] * len(diffs[r["arm"]]), ".", color="#999999", markersize=5)
+        if not math.isnan(r["paired_delta"]):
+            lo, hi = r["paired_low"], r["paired_high"]
+            if not (math.isnan(lo) or math.isnan(hi)):
+                ax.plot([lo * scale, hi * scale], [y, y], "-", color="#4c72b0", linewidth=2)
+            ax.plot([r["paired_delta"] * scale], [y], "o", color="#4c72b0", markersize=6)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(arms)), [f"{r['arm']} (n={r['n_pairs']})" for r in reversed(arms)])
+    unit = " (points)" if scale == 100 else ""
+    ax.set_xlabel(f"paired difference vs {baseline}{unit}: mean, 95% t interval, seeds")
+    ax.set_title(f"{name}: each arm minus {baseline}, same seeds")
+    return _png(fig)
 
 
 def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline") -> list[dict]:
@@ -254,6 +295,8 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     atomic_write_text(out / "results.csv", csv_text(rows))
     png = chart_png(name, rows, metric, baseline, scale)
     atomic_write(out / "chart.png", lambda fh: fh.write(png))
+    forest = forest_png(name, rows, baseline, scale)
+    atomic_write(out / "forest.png", lambda fh: fh.write(forest))
     shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
     for r in runs + pre:
         atomic_write_text(out / "raw" / r.label / "metrics.json", r.raw)
@@ -275,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path("results") / root.name
     rows = write_report(root, out, args.metric, args.baseline)
     print((out / "report.md").read_text())
-    print(f"wrote {out}/report.md, results.csv, chart.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
+    print(f"wrote {out}/report.md, results.csv, chart.png, forest.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
     return 0
 
 

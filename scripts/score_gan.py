@@ -25,7 +25,7 @@ import yaml
 from jsonargparse import ArgumentParser
 from lightning.pytorch import LightningDataModule, LightningModule
 
-from callbacks.run_record import atomic_write_text
+from trickbench.io import atomic_write_text
 
 
 def classifier_score(probs: torch.Tensor, min_share: float = 0.01) -> dict[str, Any]:

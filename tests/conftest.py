@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)  # the suite shares 2 cores; 2-thread torch collapses under contention
 
 from datamodules.fake import make_fake_cifar, make_fake_mnist, write_idx  # noqa: F401  (re-exported for tests)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cli_sees_only_its_own_args():
+    """Tests call the CLI in-process with explicit args; pytest's own options in sys.argv would make LightningCLI
+    warn (rightly) that both were given. Session-wide, so module-scoped fixtures that run the CLI see it too."""
+    saved = sys.argv[:]
+    sys.argv[:] = saved[:1]
+    yield
+    sys.argv[:] = saved
 
 
 @pytest.fixture

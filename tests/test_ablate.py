@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import ablate, ablation, slurm
-from scripts.ablation import AblationError, load_plan
+from scripts import ablate
+from scripts.ablation import plan as ablation
+from scripts.ablation import slurm
+from scripts.ablation.plan import AblationError, load_plan
 
 FAKE = Path(__file__).with_name("ablate_fake_train.py")
 

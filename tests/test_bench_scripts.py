@@ -1,4 +1,4 @@
-"""The bench_* scripts run end to end on tiny generated data (plumbing only: no timing assertions)."""
+"""The benchmarks/ scripts run end to end on tiny generated data (plumbing only: no timing assertions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import pickle
 import pytest
 import torch
 
-from scripts import bench_data_path, bench_gpu, bench_step_overhead, bench_time_to_acc
+from benchmarks import data_path as bench_data_path
+from benchmarks import gpu as bench_gpu
+from benchmarks import step_overhead as bench_step_overhead
+from benchmarks import time_to_acc as bench_time_to_acc
 
 
 def torchvision_compatible(root):
@@ -62,13 +65,12 @@ def test_time_to_acc_tiny_runs_both_processes(fake_mnist, tmp_path):
     assert (tmp_path / "time_to_acc_mlp.md").is_file()
 
 
-def test_plain_loop_nets_match_the_template_nets():
+def test_plain_loop_trains_the_template_nets_not_copies():
+    from benchmarks import plain_mnist as plain
     from lightning_modules.nets import MLP, SmallCNN
-    from scripts import bench_plain_mnist as plain
 
-    for ours, theirs in ((plain.mlp(784, [512, 512], 10, 0.1), MLP(784, [512, 512], 10, 0.1)),
-                         (plain.small_cnn(1, 10), SmallCNN(1, 10))):  # fmt: skip
-        assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+    # the YAML's class_path names resolve to the project's own classes (a copy could drift from them)
+    assert plain.NETS == {"MLP": MLP, "SmallCNN": SmallCNN}
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ one helper for "which training batch is this"."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -95,3 +96,49 @@ def test_public_log_rule_matches_lightnings_internal_one(every: int) -> None:
     assert len(seen) == 14
     assert [a for a, _ in seen] == [b for _, b in seen]
     assert sum(a for a, _ in seen) == (14 if every == 1 else 2 + 4)  # batch 0 of each epoch + steps 3, 6, 9, 12
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_lightning_drops_the_litlogger_tip(quiet: bool) -> None:
+    logger = logging.getLogger(compat.RANK_ZERO_LOGGER)
+    saved = list(logger.filters)
+    collect = _Collect()
+    logger.addHandler(collect)
+    try:
+        logger.filters = [f for f in logger.filters if not isinstance(f, compat._DropTips)]
+        if quiet:
+            compat.quiet_lightning()
+        Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    finally:
+        logger.removeHandler(collect)
+        logger.filters = saved
+    tips = [m for m in collect.messages if m.startswith("💡 Tip:")]
+    # without the filter the advert is logged on RANK_ZERO_LOGGER: if Lightning moves it, quiet=False fails first
+    assert (tips == []) if quiet else (len(tips) >= 1), collect.messages
+
+
+def test_the_model_summary_has_no_flops_column_of_zeros() -> None:
+    from lightning.pytorch.callbacks import ModelSummary as LightningSummary
+
+    from callbacks import ModelSummary
+    from callbacks.summary import summary_text
+    from trickbench.lightning_cli import plain_summary
+
+    trainer = plain_summary(Trainer(accelerator="cpu", logger=False, enable_progress_bar=False))
+    summaries = [cb for cb in trainer.callbacks if isinstance(cb, LightningSummary)]
+    assert [type(cb) for cb in summaries] == [ModelSummary]  # Lightning's own (Rich) summary replaced, once
+    data = [(" ", ["0"]), ("Name", ["net"]), ("Type", ["MLP"]), ("Params", ["4.8 K"]), ("Mode", ["train"]),
+            ("FLOPs", ["0"])]  # fmt: skip
+    text = summary_text(data, 4800, 4800, 0.019, {"train": 3, "eval": 0}, total_flops=0)
+    assert "FLOPs" not in text and "0 | net  | MLP  | 4.8 K  | train" in text and "Total params: 4.8 K" in text
+    counted = summary_text(data[:-1] + [("FLOPs", ["1.2 M"])], 4800, 4800, 0.019, {"train": 3}, total_flops=1_200_000)
+    assert "| FLOPs" in counted and "Total FLOPs: 1.2 M" in counted

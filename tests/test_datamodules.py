@@ -8,7 +8,13 @@ import warnings
 import pytest
 import torch
 
-from datamodules import CIFAR10DataModule, DatasetError, MNISTDataModule, SyntheticRegressionDataModule, TensorLoader
+from datamodules import (
+    CIFAR10DataModule,
+    DatasetError,
+    MNISTDataModule,
+    SyntheticRegressionDataModule,
+    TensorLoader,
+)
 from datamodules.augment import batch_cutout, batch_hflip, batch_random_crop
 from datamodules.mnist import MNIST_MD5
 
@@ -42,13 +48,23 @@ def test_split_is_seeded_and_disjoint(fake_mnist):
     assert len(rows) == 256  # train and val together are exactly the 256 generated images
 
 
-def test_cifar_shapes_and_augmentation_keeps_labels(fake_cifar):
-    dm = _setup(CIFAR10DataModule(str(fake_cifar), val_size=20, accept_nonoriginal=True, batch_size=16))
-    assert dm.splits["train"][0].shape == (300, 3, 32, 32)
+def test_cifar_batches_keep_each_image_with_its_label_through_augmentation(fake_cifar):
+    dm = _setup(CIFAR10DataModule(str(fake_cifar), val_size=20, accept_nonoriginal=True, batch_size=16, crop_padding=0))
+    x_all, y_all = dm.splits["train"]
+    assert x_all.shape == (300, 3, 32, 32)
     xb, yb = next(iter(dm.train_dataloader()))
+    # each batch image found in the stored split (the fake images are random, so rows are unique): its label
+    # must be the one stored with it
+    rows = [int((x_all.flatten(1) == xb[i].flatten()).all(1).nonzero().squeeze()) for i in range(len(xb))]
+    assert rows != sorted(rows)  # shuffled, so a label left in storage order would not match
+    assert torch.equal(yb, y_all[rows])
+    # augmentation (flip only here) maps image i to a view of image i, never of another sample
     out = dm.train_transform(xb, torch.Generator().manual_seed(0))
     assert out.shape == (16, 3, 32, 32) and out.dtype == torch.float32
-    assert torch.equal(yb, next(iter(dm.train_dataloader()))[1])  # same epoch -> same order, labels untouched
+    plain, mirrored = dm.eval_transform(xb), dm.eval_transform(xb.flip(-1))
+    same = [torch.allclose(out[i], plain[i]) or torch.allclose(out[i], mirrored[i]) for i in range(len(xb))]
+    assert all(same)
+    assert any(not torch.allclose(out[i], plain[i]) for i in range(len(xb)))  # some were flipped
 
 
 def test_cifar_checksum_mismatch_is_an_error_without_opt_in(fake_cifar):
@@ -118,16 +134,18 @@ def test_synthetic_regression_is_seeded_and_fits_function():
     assert a.num_classes is None and a.dims == (4,)
 
 
-def test_loader_shards_without_overlap_or_loss():
-    x, y = torch.arange(103).float()[:, None], torch.arange(103)
-    seen = []
-    for rank in range(2):
-        loader = TensorLoader(x, y, batch_size=10, shuffle=False, drop_last=False, rank=rank, world_size=2)
-        seen += [int(v) for _, yb in loader for v in yb]
-    assert sorted(seen) == list(range(103))
-    train = [TensorLoader(x, y, 10, shuffle=True, drop_last=True, seed=5, rank=r, world_size=2) for r in range(2)]
-    ids = [{int(v) for _, yb in loader for v in yb} for loader in train]
-    assert len(train[0]) == len(train[1]) == 5 and not ids[0] & ids[1]
+def test_loader_shards_are_disjoint_and_complete():
+    x = torch.arange(100).float()
+    for shuffle, drop_last in ((True, True), (False, False)):
+        kwargs = {"batch_size": 8, "shuffle": shuffle, "drop_last": drop_last, "seed": 5}
+        seen = [torch.cat([b[1] for b in TensorLoader(x, x.long(), rank=r, world_size=3, **kwargs)]) for r in range(3)]
+        union = torch.cat(seen)
+        assert len(set(union.tolist())) == len(union)  # no sample on two ranks
+        # train keeps whole batches of the 33 samples per rank (4 x 8); eval keeps every sample exactly once
+        assert len(union) == (3 * 4 * 8 if drop_last else 100)
+        if drop_last:  # every rank takes the same number of steps (DDP would hang otherwise)
+            assert [len(TensorLoader(x, x.long(), rank=r, world_size=3, **kwargs)) for r in range(3)] == [4, 4, 4]
+
 
 
 def test_loader_epochs_reshuffle_deterministically():

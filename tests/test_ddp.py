@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ import torch
 from conftest import make_fake_cifar, make_fake_mnist
 
 from callbacks.run_dir import child_environ
-from datamodules.base import TensorLoader
 from lightning_modules.nets import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,14 +100,3 @@ def test_one_wandb_run_per_job(arms):
         runs = list((ddp / arm / "wandb").glob("offline-run-*"))
         run_id = (ddp / arm / "wandb_run_id").read_text().strip()
         assert len(runs) == 1 and runs[0].name.endswith(run_id)
-
-
-def test_loader_shards_are_disjoint_and_complete():
-    x = torch.arange(100).float()
-    for shuffle, drop_last in ((True, True), (False, False)):
-        kwargs = {"batch_size": 8, "shuffle": shuffle, "drop_last": drop_last, "seed": 5}
-        seen = [torch.cat([b[1] for b in TensorLoader(x, x.long(), rank=r, world_size=3, **kwargs)]) for r in range(3)]
-        union = torch.cat(seen)
-        assert len(set(union.tolist())) == len(union)  # no sample on two ranks
-        # train keeps whole batches of the 33 samples per rank (4 x 8); eval keeps every sample exactly once
-        assert len(union) == (3 * 4 * 8 if drop_last else 100)

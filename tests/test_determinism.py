@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tiny_net import tiny_airbench_yaml
 
 from callbacks.exact_resume import ExactResume
 from datamodules import CIFAR10DataModule
@@ -29,9 +30,7 @@ trainer:
 model:
   class_path: lightning_modules.Classifier
   init_args:
-    net:
-      class_path: lightning_modules.nets.AirbenchNet
-      init_args: {{widths: [8, 16, 16], stem_width: 8, drop_path_rate: 0.3}}
+    net: {net}
     optimizer: {{class_path: torch.optim.SGD, init_args: {{lr: 0.1, momentum: 0.9}}}}
     batch_mix:
       class_path: lightning_modules.ops.mixup.MixupCutmix
@@ -44,7 +43,7 @@ data:
 
 def fit_weights(tmp_path, data, seed: int, name: str) -> dict[str, torch.Tensor]:
     cfg = tmp_path / f"{name}.yaml"
-    cfg.write_text(TINY.format(seed=seed, data=data))
+    cfg.write_text(TINY.format(seed=seed, data=data, net=tiny_airbench_yaml()))
     run = tmp_path / name
     main(["fit", "--config", str(cfg), "--run_dir", str(run), "--test_after_fit", "false"])
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

@@ -16,10 +16,10 @@ import torch
 
 from callbacks.atomic_checkpoint import AtomicCheckpointIO
 from callbacks.finite_guard import NonFiniteLossError
-from callbacks.run_record import atomic_write_text
 from datamodules.integrity import DatasetError
 from lightning_modules.nets import MLP
 from scripts.train import main
+from trickbench.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")
@@ -50,6 +50,15 @@ def test_misspelt_nested_key_is_named(tmp_path, capsys):
     err = cli_error(capsys, ["fit", "--config", SYNTH, "--config", str(cfg), "--run_dir", str(tmp_path / "run")])
     assert "hiden_dims" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_misspelt_key_error_is_the_last_thing_printed(tmp_path, capsys):
+    err = cli_error(capsys, ["fit", "--config", SYNTH, "--model.init_args.label_smoothin", "0.1",
+                             "--run_dir", str(tmp_path / "run")])  # fmt: skip
+    lines = err.strip().splitlines()
+    assert "usage:" not in err  # no usage dump (it was ~60 lines above the error)
+    assert lines[-1].startswith("error: ") and "'label_smoothin' is not accepted" in lines[-1], lines[-3:]
+    assert "NoneType" not in err and len(lines) <= 3  # jsonargparse's union report cut to the reason
 
 
 def test_wrong_value_type_is_named(tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts import report
-from scripts.stats import mean_std, t_cdf, t_quantile, welch_diff
+from scripts.ablation.stats import mean_std, t_cdf, t_quantile, welch_diff
 
 
 @pytest.mark.parametrize(  # two-sided 95% critical values from any t table; 1e6: z + (z^3 + z) / (4 df)
@@ -107,11 +107,26 @@ def test_same_runs_give_byte_identical_reports(tmp_path: Path) -> None:
     report.write_report(tmp_path / "runs", tmp_path / "b")
     report.write_report(tmp_path / "runs", tmp_path / "a")  # rewriting in place changes nothing either
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 3 + 8 + 1  # report, csv, png; 8 completed runs; plan.json
+    assert len(files) == 4 + 8 + 1  # report, csv, chart and forest png; 8 completed runs; plan.json
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     png = (tmp_path / "a" / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"matplotlib" not in png
+
+
+def test_forest_plot_points_are_the_per_seed_paired_differences(tmp_path: Path) -> None:
+    make_runs(tmp_path / "runs")
+    rows = report.write_report(tmp_path / "runs", tmp_path / "out")
+    diffs = report.paired_differences(rows, "baseline")
+    by_arm = {r["arm"]: r for r in rows}
+    base = dict(zip(by_arm["baseline"]["seeds"], by_arm["baseline"]["values"]))
+    for arm, d in diffs.items():  # one dot per shared seed, and their mean is the plotted paired delta
+        own = dict(zip(by_arm[arm]["seeds"], by_arm[arm]["values"]))
+        assert d == pytest.approx([own[k] - base[k] for k in own if k in base])
+        assert sum(d) / len(d) == pytest.approx(by_arm[arm]["paired_delta"])
+    png = (tmp_path / "out" / "forest.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png != (tmp_path / "out" / "chart.png").read_bytes()
 
 
 def test_report_on_other_metric_and_without_plan(tmp_path: Path) -> None:

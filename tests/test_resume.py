@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_fake_cifar, subprocess_env
+from tiny_net import tiny_airbench_yaml
 
 from datamodules.base import TensorLoader
 from scripts.train import main
@@ -49,9 +50,7 @@ trainer:
 model:
   class_path: lightning_modules.Classifier
   init_args:
-    net:
-      class_path: lightning_modules.nets.AirbenchNet
-      init_args: {{widths: [8, 16, 16], stem_width: 8, drop_path_rate: 0.3}}
+    net: {net}
     optimizer:
       class_path: torch.optim.SGD
       init_args: {{lr: 0.1, momentum: 0.9, nesterov: true}}
@@ -72,7 +71,7 @@ data:
 def write_config(run: Path, data: Path, every: int) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     path = run.parent / f"{run.name}.yaml"
-    path.write_text(CONFIG.format(run=run, data=data, every=every))
+    path.write_text(CONFIG.format(run=run, data=data, every=every, net=tiny_airbench_yaml()))
     return path
 
 

@@ -20,9 +20,10 @@ from conftest import fit_smoke, make_fake_mnist, subprocess_env
 from wandb_records import run_config
 
 from callbacks.run_dir import RunDirError, RunLock, default_run_dir
-from callbacks.run_record import RunRecordError, atomic_write_text
+from callbacks.run_record import RunRecordError
 from datamodules.integrity import DatasetError
 from scripts.train import main
+from trickbench.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from datamodules.rollouts import discounted_returns, gae, make_env
+from datamodules.rollouts import make_env
 from lightning_modules.actor import approx_kl, policy_loss
+from lightning_modules.ops.returns import discounted_returns, gae
 from scripts.train import main as train_main
 
 

@@ -189,3 +189,17 @@ def test_bad_gan_arguments_say_what_to_use():
         GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, real_label=0.1)
     with pytest.raises(ValueError, match="r1_gamma"):
         GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, r1_gamma=-1.0)
+
+
+def test_gan_refuses_a_datamodule_that_normalises_pixels(fake_mnist):
+    from types import SimpleNamespace
+
+    from datamodules import MNISTDataModule
+
+    gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8)
+    normalised = MNISTDataModule(str(fake_mnist), val_size=0)
+    gan.trainer = SimpleNamespace(datamodule=normalised)  # what setup() reads
+    with pytest.raises(ValueError, match=r"GAN compares .* MNISTDataModule normalises them.*normalize: false"):
+        gan.setup("fit")
+    gan.trainer = SimpleNamespace(datamodule=MNISTDataModule(str(fake_mnist), val_size=0, normalize=False))
+    gan.setup("fit")  # intensities in [0, 1]: accepted

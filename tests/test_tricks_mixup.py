@@ -90,15 +90,50 @@ def test_bad_arguments_raise():
         MixupCutmix(C, prob=1.5)
 
 
-def test_label_smoothing_formula_with_hard_and_soft_targets():
+class _FixedMix(torch.nn.Module):
+    """A batch_mix that returns fixed soft targets (what MixupCutmix hands the loss), so the test knows them."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        super().__init__()
+        self.targets = targets
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, self.targets
+
+
+def _training_loss(model, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The loss the module's own training_step returns for one batch (a Trainer drives it; lr 0)."""
+    from lightning.pytorch import Callback
+    from torch.utils.data import DataLoader
+    from tricks_util import cpu_trainer
+
+    seen: list[float] = []
+
+    class Grab(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.append(float(outputs["loss"]))
+
+    cpu_trainer([Grab()], max_steps=1).fit(model, DataLoader([(x, y)], batch_size=None))
+    return seen[0]
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_classifier_smooths_hard_and_mixed_targets(soft):
+    """Classifier(label_smoothing=eps) trains on (1 - eps) * target + eps / C, also when the target is a
+    mixup/CutMix row: checked against the hand-written smoothed cross-entropy."""
+    from lightning_modules import Classifier
+
     torch.manual_seed(0)
     logits, y, eps = torch.randn(6, C), torch.arange(6), 0.1
-    logp = logits.log_softmax(1)
-    smooth = (1 - eps) * F.one_hot(y, C) + eps / C
-    assert F.cross_entropy(logits, y, label_smoothing=eps).item() == pytest.approx(-(smooth * logp).sum(1).mean().item(), rel=1e-6)
-    # with mixup targets: smoothing applies to the soft row, and the smoothed row still sums to one
-    _, t = MixupCutmix(C, mixup_alpha=1.0)(torch.randn(6, 3, 4, 4), y)
-    smooth_t = (1 - eps) * t + eps / C
-    assert torch.allclose(smooth_t.sum(1), torch.ones(6))
-    expect = -(smooth_t * logp).sum(1).mean().item()
-    assert F.cross_entropy(logits, t, label_smoothing=eps).item() == pytest.approx(expect, rel=1e-6)
+    _, mixed = MixupCutmix(C, mixup_alpha=1.0)(torch.randn(6, 3, 4, 4), y)
+    target = mixed if soft else F.one_hot(y, C).float()
+    identity = torch.nn.Linear(C, C)  # logits = the input exactly, with parameters for the optimizer
+    torch.nn.init.eye_(identity.weight)
+    torch.nn.init.zeros_(identity.bias)
+    model = Classifier(identity, num_classes=C, label_smoothing=eps,
+                       optimizer=lambda p: torch.optim.SGD(p, lr=0.0),
+                       batch_mix=_FixedMix(mixed) if soft else None)  # fmt: skip
+    expect = -(((1 - eps) * target + eps / C) * logits.log_softmax(1)).sum(1).mean().item()
+    assert _training_loss(model, logits, y) == pytest.approx(expect, rel=1e-6)
+    without = -(target * logits.log_softmax(1)).sum(1).mean().item()
+    assert abs(expect - without) > 1e-3  # the smoothing is visible in the number

@@ -17,6 +17,8 @@ run with an error naming it instead of silently changing what a run does.
 | `fit_loop.setup_data()`                              | train-loader length inside `on_fit_start`        | `num_training_batches` |
 |                                                      | (`train_batches`)                               | is set only later      |
 | `strategy.lr_scheduler_configs` (mutated)            | LRWarmup wraps the configured schedulers        | none                   |
+| logger `lightning.pytorch.utilities.rank_zero`       | `quiet_lightning`: drop the "💡 Tip:" adverts   | none (no option)       |
+|                                                      | (litlogger / litmodels) from every run          |                        |
 
 Replaced by public API (kept here as the record): `LightningCLI._instantiate_trainer` (now the public
 `instantiate_trainer`), `trainer._logger_connector.should_update_logs` (now `trainer.global_step` and
@@ -27,7 +29,12 @@ Replaced by public API (kept here as the record): `LightningCLI._instantiate_tra
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
 from typing import Any
+
+RANK_ZERO_LOGGER = "lightning.pytorch.utilities.rank_zero"  # where Lightning's rank_zero_info records go (2.6)
 
 # (object path from the Trainer, attribute) pairs that must exist on a Trainer about to fit.
 REQUIRED: tuple[tuple[str, str], ...] = (
@@ -105,3 +112,26 @@ def train_batches(trainer: Any) -> float:
 def scheduler_configs(trainer: Any) -> list[Any]:
     """The strategy's LR scheduler configs, as the list Lightning steps (callers may replace entries)."""
     return trainer.strategy.lr_scheduler_configs
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_lightning() -> None:
+    """Remove what a normal run prints that says nothing about the run (idempotent; called by the CLI):
+    - Lightning's product adverts ("💡 Tip: ... litlogger", "... litmodels"), info records on `RANK_ZERO_LOGGER`;
+    - torch's FutureWarning about `LeafSpec`, raised inside Lightning's own `_pytree` helper on every fit/test
+      (Lightning's code, not ours; newer torch than this Lightning was written against);
+    - ModelCheckpoint's "The dirpath has changed" when `test`/`validate`/a resume reads a run's checkpoint from
+      another run directory (the eval folder of a run, by design; the one checkpoint per run is still reloaded);
+    - the `srun` hint that Lightning gives on any machine with SLURM installed, outside a SLURM job (inside an
+      allocation it can point at a real mistake, so it stays there)."""
+    logger = logging.getLogger(RANK_ZERO_LOGGER)
+    if not any(isinstance(f, _DropTips) for f in logger.filters):
+        logger.addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
+    if "SLURM_JOB_ID" not in os.environ:
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")

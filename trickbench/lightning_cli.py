@@ -18,11 +18,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
-from lightning.pytorch import LightningDataModule, LightningModule
 from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -40,16 +40,10 @@ from callbacks.run_dir import (
     process_start_time,  # fmt: skip
     provenance,
 )
-from callbacks.run_record import (
-    RunRecord,
-    RunRecordError,
-    atomic_write_json,
-    atomic_write_text,
-    error_text,
-    load_record,  # fmt: skip
-)
-
+from callbacks.run_record import RunRecord, RunRecordError, load_record
+from trickbench import compat
 from trickbench.cli import configs_dir
+from trickbench.io import atomic_write_json, atomic_write_text, error_text
 
 DEFAULTS_YAML = configs_dir() / "trainer" / "default.yaml"  # applied before every config
 RUN_DIR_ENV = "TRICKBENCH_RUN_DIR"  # rank 0's resolved run dir, inherited by the DDP ranks it launches
@@ -88,11 +82,44 @@ class RunDirConfig(SaveConfigCallback):
         self.already_saved = True
 
 
+class TrickbenchParser(LightningArgumentParser):
+    """LightningCLI's parser, with argument errors that end the output: no usage dump above them (a misspelt key
+    was followed by ~60 lines of usage), and jsonargparse's union report cut to the reason (e.g. "Option
+    'label_smoothin' is not accepted"), printed last after the `--help` tip."""
+
+    def print_usage(self, file: Any = None) -> None:  # argparse calls this only when reporting an error
+        pass
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        reason = union_reason(message)
+        super().error(f"{message.splitlines()[0].rstrip(':')}: {reason}" if reason else message, ex)
+
+
+def union_reason(text: str) -> str | None:
+    """The reasons inside jsonargparse's "Does not validate against any of the Union subtypes" report (what a
+    class rejected, one line each, the NoneType alternative left out), or None for other messages."""
+    if "Does not validate against any of the Union subtypes" not in text:
+        return None
+    lines = [ln.strip() for ln in text.splitlines()]
+    reasons, keep, given = [], False, ""
+    for ln in lines:
+        if ln.startswith("Given value:") and len(ln) <= 80 and "NestedArg" not in ln and "amespace(" not in ln:
+            given = f" ({ln.lower()})"
+        if ln.startswith("- "):
+            keep = "Expected a <class 'NoneType'>" not in ln
+            if keep:
+                reasons.append(ln[2:])
+        elif keep and ln and not ln.startswith(("Given value", "Subtypes:", "Errors:")):
+            reasons[-1] += " " + ln
+    return "; ".join(reasons) + given if reasons else None
+
+
 class TrickbenchCLI(LightningCLI):
     current: TrickbenchCLI | None = None  # the instance being built or run (main() releases its lock)
 
     def __init__(self, args: Any = None, run: bool = True, started_at: float | None = None, **kwargs: Any) -> None:
         TrickbenchCLI.current = self
+        compat.quiet_lightning()
         self.run_lock: RunLock | None = None
         self.started_at = started_at if started_at is not None else time.time()
         super().__init__(
@@ -101,6 +128,7 @@ class TrickbenchCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=RunDirConfig,
+            parser_class=TrickbenchParser,
             parser_kwargs=({sub: {"default_config_files": [str(DEFAULTS_YAML)]} for sub in ("fit", "validate", "test", "predict")}
                            if run else {"default_config_files": [str(DEFAULTS_YAML)]}),  # fmt: skip
             auto_configure_optimizers=False,  # modules own configure_optimizers (param groups, schedules)
@@ -228,7 +256,7 @@ class TrickbenchCLI(LightningCLI):
             if isinstance(c, ModelCheckpoint) and c.dirpath is None:
                 c.dirpath = str(run_dir / "checkpoints")
         kwargs["callbacks"] = callbacks + [RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance())]
-        return super().instantiate_trainer(**kwargs)
+        return plain_summary(super().instantiate_trainer(**kwargs))
 
     def _wandb_run_id(self, run_dir: Path) -> str:
         """The W&B run id resumes with the run: `fit --ckpt_path X` with X in this run directory (a resume)
@@ -310,6 +338,20 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
     return added
 
 
+def plain_summary(trainer: Any) -> Any:
+    """Swap the model summary that `enable_model_summary` made Lightning add (its own class, with a FLOPs column
+    of zeros) for `callbacks.ModelSummary` of the same depth; a summary callback the config names stays."""
+    from lightning.pytorch.callbacks import ModelSummary as LightningSummary
+    from lightning.pytorch.callbacks import RichModelSummary
+
+    from callbacks import ModelSummary
+
+    for i, cb in enumerate(trainer.callbacks):
+        if type(cb) in (LightningSummary, RichModelSummary):
+            trainer.callbacks[i] = ModelSummary()  # Lightning adds its own with the default depth (1)
+    return trainer
+
+
 def finish_wandb_run() -> None:
     """End this invocation's W&B run: Lightning's WandbLogger leaves it open, and the next `main()` in the same
     Python process (tests, notebooks) would otherwise log into it instead of starting (or resuming) its own."""
@@ -378,12 +420,7 @@ def main(args: Any = None) -> TrickbenchCLI:
 def construction_error(err: BaseException) -> str | None:
     """The argument check inside jsonargparse's "Does not validate against any of the Union subtypes" error
     (raised when a class rejects a value while being built), or None for other errors."""
-    text = str(err)
-    if not isinstance(err, ValueError) or "Does not validate against any of the Union subtypes" not in text:
-        return None
-    reasons = [ln.strip()[2:] for ln in text.splitlines()
-               if ln.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in ln]  # fmt: skip
-    return "; ".join(reasons) or None
+    return union_reason(str(err)) if isinstance(err, ValueError) else None
 
 
 def cli_main() -> None:

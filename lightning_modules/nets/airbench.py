@@ -45,22 +45,24 @@ class ConvGroup(nn.Module):
 
 
 class AirbenchNet(nn.Module):
-    """Args:
-    widths: channels of the three conv groups.
-    stem_width: output channels of the 2x2 stem conv (airbench: 2 * 3 * 2 * 2 = 24, for whitening).
-    num_classes: classifier outputs.
-    norm: "bn" (BatchNorm) or "gn" (GroupNorm, 16 channels per group).
-    weight_std: weight-standardized convs (use with norm "gn").
-    residual: make each group's second conv a residual branch (needed by stochastic depth).
-    drop_path_rate: stochastic-depth rate of the last group (linear in depth); needs residual.
-    logit_scale: output multiplier (airbench94: 1/9).
-    init: "dirac" sets each conv's first filters to identities (airbench94), "default" is torch's.
-    bn_eps: BatchNorm epsilon (airbench94: 1e-12).
-    bn_momentum: BatchNorm running-stat momentum in torch's convention (airbench94's 0.6 is 0.4 here).
-    train_norm_weight: train the norm layers' scale; False freezes it at 1 (airbench94).
-    whiten_stem: freeze the stem weight, to be set from data by `callbacks.PatchWhitening`.
-    head_pool: "global_max" over the final map, or "max3" = `nn.MaxPool2d(3)` as in airbench94 (on
-        the 4x4 map of a 32-px image that is the top-left 3x3 window).
+    """airbench94's network (Jordan 2024) built from options: a 2x2 stem, three conv groups, a pooled linear head.
+
+    Args:
+        widths: channels of the three conv groups.
+        stem_width: output channels of the 2x2 stem conv (airbench: 2 * 3 * 2 * 2 = 24, for whitening).
+        num_classes: classifier outputs.
+        norm: "bn" (BatchNorm) or "gn" (GroupNorm, 16 channels per group).
+        weight_std: weight-standardized convs (use with norm "gn").
+        residual: make each group's second conv a residual branch (needed by stochastic depth).
+        drop_path_rate: stochastic-depth rate of the last group (linear in depth); needs residual.
+        logit_scale: output multiplier (airbench94: 1/9).
+        init: "dirac" sets each conv's first filters to identities (airbench94), "default" is torch's.
+        bn_eps: BatchNorm epsilon (airbench94: 1e-12).
+        bn_momentum: BatchNorm running-stat momentum in torch's convention (airbench94's 0.6 is 0.4 here).
+        train_norm_weight: train the norm layers' scale; False freezes it at 1 (airbench94).
+        whiten_stem: freeze the stem weight, to be set from data by `callbacks.PatchWhitening`.
+        head_pool: "global_max" over the final map, or "max3" = `nn.MaxPool2d(3)` as in airbench94 (on
+            the 4x4 map of a 32-px image that is the top-left 3x3 window).
     """
 
     def __init__(

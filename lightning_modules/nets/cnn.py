@@ -9,6 +9,16 @@ from lightning_modules.ops.checks import check_range
 
 
 class SmallCNN(nn.Module):
+    """Two 3x3 convs, max-pool, two linear layers: the classic MNIST CNN.
+
+    Args:
+        in_channels: image channels
+        num_classes: number of classes (output units)
+        width: channels of the first conv (the second has twice as many)
+        hidden: width of the hidden linear layer
+        dropout: dropout after the pool (twice this after the hidden layer)
+    """
+
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, hidden: int = 128,
                  dropout: float = 0.25) -> None:  # fmt: skip
         super().__init__()

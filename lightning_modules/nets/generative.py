@@ -38,7 +38,15 @@ class ConvEncoder(nn.Module):
 
     `norm`: "bn" (DCGAN), "none", or "spectral": every conv and the head divided by its largest singular
     value (Miyato et al. 2018, torch's `spectral_norm` parametrisation), the usual GAN-discriminator choice:
-    it bounds D's Lipschitz constant without coupling the samples of a batch as BatchNorm does."""
+    it bounds D's Lipschitz constant without coupling the samples of a batch as BatchNorm does.
+
+    Args:
+        in_channels: image channels
+        image_size: image side (a multiple of 4, >= 8)
+        width: channels of the first stage (doubling per stage)
+        output_dim: outputs (a code, 2 x latent for a VAE, 1 for a discriminator)
+        norm: "bn", "none" or "spectral" (spectral normalisation)
+    """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 32, output_dim: int = 40,
                  norm: Literal["bn", "none", "spectral"] = "bn") -> None:  # fmt: skip
@@ -60,7 +68,15 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(N, input_dim) -> (N, out_channels, S, S) logits. Mirror image of `ConvEncoder`."""
+    """(N, input_dim) -> (N, out_channels, S, S) logits. Mirror image of `ConvEncoder`.
+
+    Args:
+        input_dim: size of the code (or latent + one-hot class)
+        out_channels: image channels
+        image_size: image side (a multiple of 4, >= 8)
+        width: channels of the last stage (doubling towards the input)
+        norm: "bn" or "none"
+    """
 
     def __init__(self, input_dim: int = 20, out_channels: int = 1, image_size: int = 28, width: int = 32,
                  norm: Literal["bn", "none"] = "bn") -> None:  # fmt: skip

@@ -9,6 +9,15 @@ from lightning_modules.ops.checks import check_range
 
 
 class MLP(nn.Module):
+    """Fully connected net: Flatten, (Linear, ReLU[, Dropout]) per hidden layer, Linear.
+
+    Args:
+        input_dim: input features (784 for MNIST)
+        hidden_dims: width of each hidden layer
+        output_dim: outputs (classes, targets or a latent code)
+        dropout: dropout after each hidden layer (0: none)
+    """
+
     def __init__(
         self, input_dim: int = 784, hidden_dims: list[int] = [512, 512], output_dim: int = 10, dropout: float = 0.0
     ) -> None:

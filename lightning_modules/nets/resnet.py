@@ -16,7 +16,6 @@ from lightning_modules.nets.layers import Norm, conv, norm_layer
 from lightning_modules.ops.checks import check_range
 from lightning_modules.ops.drop_path import DropPath
 
-
 Shortcut = Literal["A", "B"]
 
 
@@ -141,7 +140,14 @@ class CifarResNet(nn.Module):
 
 
 class ResNet18(CifarResNet):
-    """CIFAR ResNet-18: [2, 2, 2, 2] BasicBlocks, widths 64-512, 11.2M parameters."""
+    """CIFAR ResNet-18: [2, 2, 2, 2] BasicBlocks, widths 64-512, 11.2M parameters.
+
+    Args:
+        num_classes: number of classes (output units)
+        norm: "bn" (BatchNorm) or "gn" (GroupNorm, 16 channels per group)
+        weight_std: weight-standardized convolutions (use with norm gn)
+        drop_path_rate: stochastic-depth rate of the last block (linear in depth over the blocks); 0 is off and free
+    """
 
     def __init__(self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False,
                  drop_path_rate: float = 0.0) -> None:  # fmt: skip
@@ -149,7 +155,14 @@ class ResNet18(CifarResNet):
 
 
 class PreActResNet18(CifarResNet):
-    """PreAct ResNet-18: [2, 2, 2, 2] pre-activation blocks, widths 64-512."""
+    """PreAct ResNet-18: [2, 2, 2, 2] pre-activation blocks, widths 64-512.
+
+    Args:
+        num_classes: number of classes (output units)
+        norm: "bn" (BatchNorm) or "gn" (GroupNorm, 16 channels per group)
+        weight_std: weight-standardized convolutions (use with norm gn)
+        drop_path_rate: stochastic-depth rate of the last block (linear in depth over the blocks); 0 is off and free
+    """
 
     def __init__(self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False,
                  drop_path_rate: float = 0.0) -> None:  # fmt: skip
@@ -158,7 +171,15 @@ class PreActResNet18(CifarResNet):
 
 class ResNet20(CifarResNet):
     """ResNet-20 of He et al. (2016) for CIFAR: [3, 3, 3] BasicBlocks, widths 16-64. shortcut "A" (default,
-    the paper's: 269,722 parameters) or "B" (1x1 projections: 272,474)."""
+    the paper's: 269,722 parameters) or "B" (1x1 projections: 272,474).
+
+    Args:
+        num_classes: number of classes (output units)
+        norm: "bn" (BatchNorm) or "gn" (GroupNorm, 16 channels per group)
+        weight_std: weight-standardized convolutions (use with norm gn)
+        drop_path_rate: stochastic-depth rate of the last block (linear in depth over the blocks); 0 is off and free
+        shortcut: "A" (parameter-free, the paper's) or "B" (1x1-conv projections) where the shape changes
+    """
 
     def __init__(self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False,
                  drop_path_rate: float = 0.0, shortcut: Shortcut = "A") -> None:  # fmt: skip

@@ -20,3 +20,13 @@ def check_range(owner: str, name: str, value: float, low: float = 0.0, high: flo
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{owner} `{name}` must be in {interval}, got {value!r}")
     return value
+
+
+def require_unnormalized(owner: str, datamodule: object, what: str) -> None:
+    """Generative modules work on pixel intensities in [0, 1]: refuse a DataModule that normalises them
+    (image DataModules expose `mean` = None when `normalize: false`)."""
+    if getattr(datamodule, "mean", None) is not None:
+        raise ValueError(
+            f"{owner} {what} pixel intensities in [0, 1], but {type(datamodule).__name__} normalises them. "
+            "Set `data.init_args.normalize: false`."
+        )

@@ -77,6 +77,14 @@ class MixupCutmix:
 
     mixup_alpha / cutmix_alpha: Beta(alpha, alpha) concentration; 0 switches that mix off.
     per_sample: one lambda (and one apply/switch decision) per sample instead of per batch.
+
+    Args:
+        num_classes: number of classes (output units) (targets become one-hot rows)
+        mixup_alpha: mixup Beta(alpha, alpha) concentration; 0 switches mixup off
+        cutmix_alpha: CutMix Beta(alpha, alpha) concentration; 0 switches CutMix off
+        prob: probability of mixing a batch (or a sample, with per_sample)
+        switch_prob: probability of CutMix instead of mixup when both alphas are > 0
+        per_sample: one lambda and one apply/switch decision per sample instead of per batch
     """
 
     def __init__(self, num_classes: int = 10, mixup_alpha: float = 0.2, cutmix_alpha: float = 0.0,

@@ -19,6 +19,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # killswitch callbacks, also for the re-launched rank
+sys.path.insert(0, str(HERE.parent))  # tests/tiny_net.py
+
+from tiny_net import tiny_airbench_yaml  # noqa: E402
 
 COMMON = """
 seed_everything: 0
@@ -63,9 +66,7 @@ TRICKS = """
 model:
   class_path: lightning_modules.Classifier
   init_args:
-    net:
-      class_path: lightning_modules.nets.AirbenchNet
-      init_args: {{widths: [8, 16, 16], stem_width: 8, drop_path_rate: 0.3, norm: gn}}
+    net: {net}
     optimizer: {{class_path: torch.optim.SGD, init_args: {{lr: 0.05, momentum: 0.9}}}}
     batch_mix:
       class_path: lightning_modules.ops.mixup.MixupCutmix
@@ -85,7 +86,8 @@ def run_arms(out: Path, mnist: Path, cifar: Path, teacher: Path, ddp: bool) -> N
         run = out / name
         run.mkdir(parents=True, exist_ok=True)
         cfg = run.parent / f"{name}.yaml"
-        fill = {"out": run, "teacher": teacher, "mnist": mnist, "cifar": cifar, "batch": batch}
+        fill = {"out": run, "teacher": teacher, "mnist": mnist, "cifar": cifar, "batch": batch,
+                "net": tiny_airbench_yaml(norm="gn")}
         cfg.write_text(COMMON.format(**fill) + body.format(**fill))
         main(["fit", "--config", str(cfg), "--run_dir", str(run), "--test_after_fit", "false", *placement])
 

@@ -1,0 +1,72 @@
+"""What the MNIST and CIFAR-10 DataModules share: a dataset released as a fixed set of files.
+
+The folder check, the optional torchvision download (only when allowed and a file is absent), the checksum
+against the release with the run's data fingerprint, normalisation on or off, and the seeded validation
+hold-out. A subclass names its files and how to read them; the rest is here once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from datamodules.augment import to_float
+from datamodules.base import TensorDataModule, seeded_split
+from datamodules.integrity import DatasetError, check_files, fingerprint, require_folder
+
+
+class ReleasedDataModule(TensorDataModule):
+    """Base of the DataModules that read an official release from `data_dir` (see the module docstring).
+
+    Subclasses set `dataset` (the name in messages), `mean_std` (the per-channel statistics used when
+    `normalize` is true), `missing_hint` (what to do when a file is absent) and implement `folder`,
+    `expected_files` (file name -> md5 of the release) and `download_files`.
+    """
+
+    dataset: str = ""
+    mean_std: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    missing_hint: str = ""
+
+    def __init__(self, data_dir: str, val_size: int, download: bool, accept_nonoriginal: bool, normalize: bool,
+                 batch_size: int, eval_batch_size: int, seed: int, device_resident: bool) -> None:  # fmt: skip
+        super().__init__(batch_size, eval_batch_size, seed, device_resident)
+        self.data_dir = Path(data_dir)
+        self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
+        self.mean, self.std = self.mean_std if normalize else (None, None)
+
+    @property
+    def folder(self) -> Path:
+        """The folder under `data_dir` that holds the release's files."""
+        raise NotImplementedError
+
+    def expected_files(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def download_files(self) -> None:
+        """Fetch the release into `folder` (torchvision's downloader)."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Download only when allowed and a file is absent (Lightning runs this on one process)."""
+        require_folder(self.folder, self.dataset)
+        if self.download and not all((self.folder / f).is_file() for f in self.expected_files()):
+            try:
+                self.download_files()
+            except Exception as err:  # network errors come in many types
+                raise DatasetError(
+                    f"{self.dataset}: download into {self.folder} failed ({err}). Offline? Place the files there "
+                    "by hand (see README, 'Data')."
+                ) from err
+
+    def verify_files(self) -> None:
+        """Check every file against the release and record the fingerprint of the copy read."""
+        found = check_files(self.folder, self.expected_files(), self.accept_nonoriginal, self.dataset, self.missing_hint)
+        self.fingerprint = fingerprint(found)
+
+    def split_train(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices (train, val) of the seeded `val_size` hold-out from the `n` training examples."""
+        return seeded_split(n, self.val_size, self.seed)
+
+    def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
+        return to_float(x, self.mean, self.std)

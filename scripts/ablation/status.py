@@ -1,0 +1,97 @@
+"""`python -m scripts.ablate FILE --status`: where each run of a sweep stands (local or SLURM).
+
+    finished   metrics.json says completed and the run's definition matches the plan
+    running    a process holds the run directory's lock (PID shown), or SLURM says RUNNING
+    pending    queued in SLURM (reason shown), or not started yet
+    failed     the run ended without completing: the recorded error, signal, or "process died"
+    stale      it holds results of another definition (rerun with --rerun-stale)
+
+Exit code 1 if any run failed, else 0. SLURM state comes from `squeue` for the job ids that `submit.sh`
+recorded in `<runs>/<ablation>/slurm/jobs.tsv`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from callbacks.run_dir import lock_holder
+from scripts.ablation.plan import Job, Plan
+
+
+def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
+    """plan index -> (SLURM state, reason) for the array tasks still in the queue; later submissions win."""
+    jobs = root / "slurm" / "jobs.tsv"
+    if not jobs.is_file() or shutil.which("squeue") is None:
+        return {}
+    ids = [line.split("\t")[0] for line in jobs.read_text().splitlines() if line.strip()]
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(ids)], capture_output=True,
+                         text=True, check=False)  # fmt: skip
+    order = {job_id: n for n, job_id in enumerate(ids)}
+    best: dict[int, tuple[int, str, str]] = {}
+    for line in out.stdout.splitlines():
+        task, state, reason = line.split("|")
+        job_id, _, index = task.partition("_")
+        if index.isdigit():
+            n = order.get(job_id, -1)
+            if int(index) not in best or n >= best[int(index)][0]:
+                best[int(index)] = (n, state, reason)
+    return {i: (s, r) for i, (_, s, r) in best.items()}
+
+
+def job_state(plan: Plan, index: int, job: Job, queue: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    from scripts.ablate import run_state
+
+    state = run_state(job, plan)[0]
+    if state == "stale":
+        return "stale", "holds results of another definition; rerun with --rerun-stale"
+    if state == "finished":
+        return "finished", ""
+    holder = lock_holder(job.run_dir)
+    slurm_state, reason = queue.get(index, ("", ""))
+    if holder:
+        return "running", f"PID {holder}" + (f", SLURM {slurm_state}" if slurm_state else "")
+    if slurm_state in ("RUNNING", "COMPLETING", "CONFIGURING"):
+        return "running", f"SLURM {slurm_state}"
+    if slurm_state:
+        return "pending", f"SLURM {slurm_state} ({reason})"
+    try:
+        record = json.loads((job.run_dir / "metrics.json").read_text())
+    except FileNotFoundError:
+        return _without_record(job)
+    except (OSError, ValueError):
+        return "failed", "metrics.json is damaged (the next sweep moves it aside and resumes)"
+    status = record.get("status")
+    if status == "failed":
+        return "failed", " ".join(str(record.get("error", "no error recorded")).split())[:400]
+    if status == "interrupted":
+        return "failed", f"interrupted by {record.get('signal', 'a signal')}; rerun the sweep to resume"
+    if status in ("running", "fit_completed"):
+        return "failed", f"process died while {status} (killed?); rerun the sweep to resume"
+    return "failed", f"status {status!r}"
+
+
+def _without_record(job: Job) -> tuple[str, str]:
+    """No metrics.json: never started, or the process stopped before it had one (e.g. a bad argument is
+    rejected while the classes are built): then the last line of stderr.log is the reason."""
+    log = job.run_dir / "stderr.log"
+    lines = [ln for ln in log.read_text(errors="replace").splitlines()
+             if ln.strip() and not ln.startswith(("srun:", "slurmstepd"))] if log.is_file() else []  # fmt: skip
+    if not any(ln.startswith("# 20") for ln in lines):
+        return "pending", "not started"
+    return "failed", f"exited without a record: {lines[-1][:300]}"
+
+
+def main(plan: Plan) -> int:
+    queue = slurm_queue(plan.root)
+    rows = [(job.label, *job_state(plan, i, job, queue)) for i, job in enumerate(plan.jobs)]
+    width = max(len(label) for label, _, _ in rows)
+    for label, state, detail in rows:
+        print(f"{label:{width}s}  {state:8s}  {detail}".rstrip())
+    counts = Counter(state for _, state, _ in rows)
+    print(f"\n{plan.name}: " + ", ".join(f"{counts[s]} {s}" for s in ("finished", "running", "pending", "failed", "stale")
+                                       if counts[s]))  # fmt: skip
+    return 1 if counts["failed"] else 0
