@@ -10,6 +10,7 @@ byte-identical files: no dates, no absolute paths, sorted keys, PNG written with
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import math
@@ -34,6 +35,7 @@ class Run:
     record: dict[str, Any]
     raw: str  # metrics.json text, copied verbatim
     definition: dict[str, Any] | None = None  # the run's definition.json (written by scripts.ablate)
+    path: Path | None = None  # the run directory (its csv/metrics.csv feeds the curves)
 
 
 def _seed_dirs(folder: Path) -> list[Path]:
@@ -65,7 +67,7 @@ def collect(root: Path) -> tuple[dict[str, Any], list[Run], list[Run], list[str]
                     definition = json.loads((d / "definition.json").read_text())
                 except (OSError, ValueError):
                     definition = None
-                (pre if prefix else runs).append(Run(label, arm, int(d.name[4:]), record, raw, definition))
+                (pre if prefix else runs).append(Run(label, arm, int(d.name[4:]), record, raw, definition, d))
     done = {r.label for r in runs + pre}
     return plan, runs, pre, sorted(incomplete - done)
 
@@ -168,7 +170,7 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         ]
     if incomplete:
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
-    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `raw/` (each run's metrics.json).", ""]
+    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (val metric per epoch, when the runs log it), `raw/` (each run's metrics.json and CSV log).", ""]
     return "\n".join(lines)
 
 
@@ -282,6 +284,50 @@ def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> byte
     return _png(fig)
 
 
+def epoch_curve(run: Run, metric: str) -> dict[int, float]:
+    """epoch -> `metric` from the run's CSV log (`csv/metrics.csv`, one row per logged step or epoch)."""
+    path = run.path / "csv" / "metrics.csv" if run.path else None
+    if path is None or not path.is_file():
+        return {}
+    curve: dict[int, float] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get(metric) not in (None, "") and row.get("epoch") not in (None, ""):
+                curve[int(float(row["epoch"]))] = float(row[metric])
+    return curve
+
+
+def arm_curves(runs: list[Run], metric: str) -> dict[str, dict[int, float]]:
+    """Per arm, the mean over its runs of `metric` at each epoch every one of them logged."""
+    by_arm: dict[str, list[dict[int, float]]] = {}
+    for r in runs:
+        by_arm.setdefault(r.arm, []).append(epoch_curve(r, metric))
+    out = {}
+    for arm, curves in by_arm.items():
+        epochs = sorted(set.intersection(*(set(c) for c in curves))) if all(curves) else []
+        if epochs:
+            out[arm] = {e: math.fsum(c[e] for c in curves) / len(curves) for e in epochs}
+    return out
+
+
+def curves_png(name: str, curves: dict[str, dict[int, float]], metric: str, baseline: str, scale: float) -> bytes:
+    """Each arm's mean `metric` per epoch (from the CSV logs); the baseline in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=110)
+    for arm, curve in curves.items():
+        style = {"color": "#888888", "linewidth": 2.5} if arm == baseline else {"linewidth": 1.2}
+        ax.plot([e + 1 for e in curve], [v * scale for v in curve.values()], marker=".", label=arm, **style)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric}, mean over seeds" + (" (%)" if scale == 100 else ""))
+    ax.set_title(f"{name}: {metric} per epoch")
+    ax.legend(fontsize=7, ncol=2)
+    return _png(fig)
+
+
 def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline") -> list[dict]:
     plan, runs, pre, incomplete = collect(root)
     if not runs:
@@ -297,9 +343,17 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     atomic_write(out / "chart.png", lambda fh: fh.write(png))
     forest = forest_png(name, rows, baseline, scale)
     atomic_write(out / "forest.png", lambda fh: fh.write(forest))
+    curve_metric = metric.replace("test/", "val/", 1)
+    curves = arm_curves(runs, curve_metric)
+    if curves:
+        png_curves = curves_png(name, curves, curve_metric, baseline, scale)
+        atomic_write(out / "curves.png", lambda fh: fh.write(png_curves))
     shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
     for r in runs + pre:
         atomic_write_text(out / "raw" / r.label / "metrics.json", r.raw)
+        log = r.path / "csv" / "metrics.csv" if r.path else None
+        if log is not None and log.is_file():  # the curves' source, verbatim
+            atomic_write_text(out / "raw" / r.label / "metrics.csv", log.read_text())
     if plan:
         atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
     return rows

@@ -164,3 +164,25 @@ def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Pa
     assert a["ci_low"] < a["paired_low"]  # pairing removes the seed spread: a narrower interval
     # 0.3-point Δ at 80% power: a's differences spread 0.58 points (effect size 0.52) -> 32 seeds; b's 1.5 -> more
     assert a["seeds_needed"] == 32 and by["b"]["seeds_needed"] > 150
+
+
+def test_curves_are_the_per_epoch_mean_of_each_arms_csv_logs(tmp_path: Path) -> None:
+    make_runs(tmp_path / "runs")
+    logs = {("baseline", 0): [0.5, 0.7], ("baseline", 1): [0.6, 0.8], ("baseline", 2): [0.4, 0.6],
+            ("better", 0): [0.6, 0.9], ("better", 1): [0.7, 0.9], ("better", 2): [0.5, 0.9, 0.95]}  # fmt: skip
+    for (arm, seed), accs in logs.items():
+        folder = tmp_path / "runs" / arm / f"seed{seed}" / "csv"
+        folder.mkdir(parents=True)
+        rows = ["epoch,step,train/loss,val/acc"]
+        for epoch, acc in enumerate(accs):
+            rows += [f"{epoch},{10 * epoch + 5},0.5,", f"{epoch},{10 * epoch + 9},,{acc}"]  # a step row, then val
+        (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    _, runs, _, _ = report.collect(tmp_path / "runs")
+    curves = report.arm_curves(runs, "val/acc")
+    assert curves["baseline"] == pytest.approx({0: 0.5, 1: 0.7})
+    assert curves["better"] == pytest.approx({0: 0.6, 1: 0.9})  # epoch 2: only one seed logged it
+    assert "short" not in curves  # no log
+    report.write_report(tmp_path / "runs", tmp_path / "a")
+    report.write_report(tmp_path / "runs", tmp_path / "b")
+    assert (tmp_path / "a" / "curves.png").read_bytes() == (tmp_path / "b" / "curves.png").read_bytes()
+    assert (tmp_path / "a" / "raw" / "better" / "seed2" / "metrics.csv").read_text().endswith("2,29,,0.95\n")
