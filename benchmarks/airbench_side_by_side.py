@@ -125,7 +125,7 @@ def write_airbench_data(data_dir: Path, accept_nonoriginal: bool, work: Path) ->
     from datamodules.cifar10 import read_batch
 
     for name, files in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
-        parts = [read_batch(dm.batch_dir / f) for f in files]
+        parts = [read_batch(dm.folder / f) for f in files]
         images = torch.cat([p[0] for p in parts]).permute(0, 2, 3, 1).contiguous()  # NCHW -> NHWC
         labels = torch.cat([p[1] for p in parts])
         torch.save({"images": images, "labels": labels, "classes": classes}, work / "cifar10" / f"{name}.pt")

@@ -107,8 +107,6 @@ class CIFAR10DataModule(ReleasedDataModule):
     def folder(self) -> Path:
         return self.data_dir / "cifar-10-batches-py"
 
-    batch_dir = folder
-
     def expected_files(self) -> dict[str, str]:
         return CIFAR10_MD5
 

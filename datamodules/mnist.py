@@ -82,8 +82,6 @@ class MNISTDataModule(ReleasedDataModule):
     def folder(self) -> Path:
         return self.data_dir / "MNIST" / "raw"
 
-    raw_dir = folder
-
     def expected_files(self) -> dict[str, str]:
         return MNIST_MD5
 
