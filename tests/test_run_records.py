@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 from conftest import fit_smoke, make_fake_mnist, subprocess_env
-from wandb_records import run_config
+from wandb_records import finished_run_file, run_config
 
 from callbacks.run_dir import RunDirError, RunLock, default_run_dir
 from callbacks.run_record import RunRecordError
@@ -253,7 +253,7 @@ def test_wandb_offline_run_holds_the_whole_config_and_provenance(tmp_path, monke
     run = tmp_path / "run"
     warmup, ema = (str(ROOT / "configs" / "tricks" / f) for f in ("warmup.yaml", "ema.yaml"))
     fit(run, "--config", warmup, "--config", ema, "--model.init_args.optimizer.init_args.lr", "0.0042")
-    cfg = run_config(next((run / "wandb").glob("offline-run-*/run-*.wandb")))
+    cfg = run_config(finished_run_file(run / "wandb"))
     assert cfg["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.0042
     callbacks = {c["class_path"]: c["init_args"] for c in cfg["trainer"]["callbacks"]}
     assert callbacks["callbacks.LRWarmup"]["warmup_fraction"] == 0.05

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,23 @@ def records(path: str | Path) -> Iterator[Any]:
             rec.ParseFromString(pending)
             pending = b""
             yield rec
+
+
+def finished_run_file(folder: str | Path, timeout: float = 60.0) -> Path:
+    """The one offline run file under `folder`, once it holds the run's `exit` record. wandb-core writes the
+    file from its own process, and `wandb.finish()` can return before the last records reach the disk (seen
+    in CI: a file read right after the run held only its first records)."""
+    deadline, kinds = time.monotonic() + timeout, []
+    while True:
+        files = sorted(Path(folder).glob("offline-run-*/run-*.wandb"))
+        assert len(files) <= 1, f"more than one offline run under {folder}: {files}"
+        if files:
+            kinds = [r.WhichOneof("record_type") for r in records(files[0])]
+            if "exit" in kinds:
+                return files[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no finished W&B offline run under {folder} after {timeout} s (records: {kinds})")
+        time.sleep(0.2)
 
 
 def run_config(path: str | Path) -> dict[str, Any]:
