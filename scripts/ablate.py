@@ -2,12 +2,14 @@
 
     python -m scripts.ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
         [--jobs N [--threads T] | --gpus N] [--set data.init_args.data_dir=/data]
-        [--rerun-stale] [--launcher local|slurm [--submit]] [--status]
+        [--rerun-stale] [--launcher local|slurm [--submit]] [--status] [--per-process N]
 
 A run is finished when its `metrics.json` says `"status": "completed"`; re-running skips finished runs
 and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
 the sweep goes on; the exit code is 1 if any run failed. Each run's stdout/stderr are appended to
-`stdout.log` / `stderr.log` in its run directory. File format: see `scripts/ablation/plan.py`.
+`stdout.log` / `stderr.log` in its run directory. `--per-process N` runs up to N ready jobs in one Python
+process, one after another (`scripts.ablation.batch`: one Trainer per run, the same results as separate
+processes; tests/test_ablate_batch.py). File format: see `scripts/ablation/plan.py`.
 
 Each run stores `definition.json` (its arguments + config-file hashes): a run that holds results of another
 definition is *stale*, refused unless `--rerun-stale` (which moves it to `<dir>.stale-<time>`). A damaged
@@ -47,7 +49,7 @@ DEFINITION = "definition.json"  # what defines a run: its command and the conten
 def definition(plan: Plan, job: Job) -> dict[str, Any]:
     """The run's definition and its hash: the `fit` arguments (no interpreter, no resume path) and the sha256 of
     each config file they name, so an edited fragment or another `--set` makes a finished run stale."""
-    args = command(plan, job)[len(ablation_file.TRAIN_CMD):]
+    args = command(plan, job)[ablation_file.prefix_length(job):]
     files = {}
     for cfg in plan.base + list(job.fragments):
         try:
@@ -57,6 +59,8 @@ def definition(plan: Plan, job: Job) -> dict[str, Any]:
     body = {"args": args, "files": files, "base": plan.base, "fragments": list(job.fragments),
             "overrides": plan.overrides + list(job.overrides), "teacher": job.teacher,
             "teacher_hash": definition(plan, plan.prerequisite(job.teacher))["hash"] if job.teacher else None}  # fmt: skip
+    if job.evaluates:  # test-only: defined by the run it tests as well (key absent otherwise: old hashes hold)
+        body["evaluates"] = {"arm": job.evaluates, "hash": definition(plan, plan.evaluated(job))["hash"]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     return {"hash": digest, **body}
 
@@ -165,6 +169,14 @@ def materialise(plan: Plan, job: Job, write: bool = True) -> list[str]:
     return out
 
 
+def job_command(plan: Plan, job: Job, ckpt: str | None, write: bool = True) -> list[str]:
+    """The job's command with its generated fragments (and, test-only, those of the run it evaluates, which that
+    run wrote when it trained)."""
+    source = plan.evaluated(job) if job.evaluates else None
+    evaluated = materialise(plan, source, write=False) if source is not None else None
+    return command(plan, job, materialise(plan, job, write), ckpt, evaluated)
+
+
 def _warn(proc: subprocess.Popen, job: Job) -> None:
     if proc.poll() is None:
         print(f"{job.label}: time limit near and no SIGUSR1 from SLURM yet: sending it", flush=True)
@@ -179,17 +191,15 @@ def record_not_run(job: Job, why: str) -> None:
     atomic_write_json(job.run_dir / "metrics.json", record)
 
 
-def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None,
-            warn_at: float | None = None) -> str:  # fmt: skip
-    """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
-    `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time `warn_at`
-    the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
+def prepare_job(plan: Plan, job: Job) -> tuple[list[str] | None, str]:
+    """Make a job ready to start: (its command, the log header), or (None, outcome) when it must not run
+    ('finished', or 'failed: <why>'). Sets aside a damaged record or a checkpoint-less attempt first."""
     state, ckpt = run_state(job, plan)
     notes = []
     if state == "finished":
-        return "finished"
+        return None, "finished"
     if state == "stale":
-        return "failed: stale (its definition differs from the plan; rerun with --rerun-stale)"
+        return None, "failed: stale (its definition differs from the plan; rerun with --rerun-stale)"
     if state == "damaged":
         notes.append(f"# damaged metrics.json moved to {set_aside_damaged(job).name}")
         state, ckpt = run_state(job, plan)
@@ -197,14 +207,34 @@ def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None 
         notes.append(f"# earlier attempt without a checkpoint moved to {moved.relative_to(job.run_dir)}")
     job.run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        cmd = command(plan, job, materialise(plan, job), ckpt)
+        cmd = job_command(plan, job, ckpt)
         atomic_write_json(job.run_dir / DEFINITION, definition(plan, job))
     except (OSError, yaml.YAMLError) as err:
-        return f"failed: could not prepare the run ({err})"
+        return None, f"failed: could not prepare the run ({err})"
     header = "".join(f"\n{n}" for n in notes) + f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {state}: {shlex.join(cmd)}\n"
+    for log in ("stdout.log", "stderr.log"):
+        with open(job.run_dir / log, "a") as fh:
+            fh.write(header)
+    return cmd, header
+
+
+def job_outcome(job: Job, rc: int) -> str:
+    if rc != 0:
+        return f"failed: exit code {rc} (see {job.run_dir / 'stderr.log'})"
+    if run_state(job)[0] != "finished":
+        return "failed: exited 0 but metrics.json does not say 'completed'"
+    return "completed"
+
+
+def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None,
+            warn_at: float | None = None) -> str:  # fmt: skip
+    """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
+    `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time `warn_at`
+    the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
+    cmd, outcome = prepare_job(plan, job)
+    if cmd is None:
+        return outcome
     with open(job.run_dir / "stdout.log", "a") as out, open(job.run_dir / "stderr.log", "a") as err:
-        out.write(header), err.write(header)
-        out.flush(), err.flush()
         proc = subprocess.Popen([*(prefix or []), *cmd], stdout=out, stderr=err, env=env)
         timer = None
         if warn_at is not None:
@@ -214,18 +244,39 @@ def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None 
         rc = proc.wait()
         if timer is not None:
             timer.cancel()
-    if rc != 0:
-        return f"failed: exit code {rc} (see {job.run_dir / 'stderr.log'})"
-    if run_state(job)[0] != "finished":
-        return "failed: exited 0 but metrics.json does not say 'completed'"
-    return "completed"
+    return job_outcome(job, rc)
+
+
+def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str]:
+    """Run several jobs in one process (`scripts.ablation.batch`), one Trainer each, in order; outcome per label.
+    The batch's own output goes to `<root>/batches/<first job>.log`."""
+    entries, outcomes = [], {}
+    for job in jobs:
+        cmd, outcome = prepare_job(plan, job)
+        if cmd is None:
+            outcomes[job.label] = outcome
+        else:
+            entries.append((job, ["test" if job.evaluates else "fit", *cmd[ablation_file.prefix_length(job):]]))
+    if not entries:
+        return outcomes
+    folder = plan.root / "batches"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = entries[0][0].label.replace("/", "_")
+    manifest = folder / f"{stem}.json"
+    atomic_write_json(manifest, [{"run_dir": str(job.run_dir), "args": args} for job, args in entries])
+    with open(folder / f"{stem}.log", "a") as log:
+        rc = subprocess.call([*ablation_file.BATCH_CMD, str(manifest)], stdout=log, stderr=subprocess.STDOUT,
+                             env=env)  # fmt: skip
+    for job, _ in entries:  # each run's own record decides; a non-zero batch exit only explains a missing one
+        outcomes[job.label] = job_outcome(job, 0 if run_state(job)[0] == "finished" else (rc or 1))
+    return outcomes
 
 
 class Sweep:
     """Hands jobs to workers in plan order; a job waits for its prerequisite and fails if that failed."""
 
-    def __init__(self, plan: Plan, jobs: list[Job], workers: int = 1) -> None:
-        self.plan, self.pending, self.total = plan, list(jobs), len(jobs)
+    def __init__(self, plan: Plan, jobs: list[Job], workers: int = 1, per_process: int = 1) -> None:
+        self.plan, self.pending, self.total, self.per_process = plan, list(jobs), len(jobs), per_process
         self.outcomes: dict[str, str] = {}
         self.cond = threading.Condition()
         self.workers, self.started, self.durations = workers, 0, []
@@ -240,25 +291,32 @@ class Sweep:
         return f"sweep ETA {time.strftime('%H:%M:%S', time.gmtime(left))}"
 
     def _dep(self, job: Job) -> str | None:
-        return self.plan.prerequisite(job.teacher).label if job.teacher else None
+        dep = self.plan.dependency(job)
+        return dep.label if dep is not None else None
 
-    def take(self) -> Job | None:
+    def take(self, most: int = 1) -> list[Job]:
+        """Up to `most` jobs ready to start (prerequisites completed), waiting for the first; [] when none left."""
         with self.cond:
             while self.pending:
-                for job in self.pending:
+                ready = []
+                for job in list(self.pending):
                     dep = self._dep(job)
                     status = "finished" if dep is None else self.outcomes.get(dep)
                     if status is None:
                         continue  # prerequisite still running or queued
-                    self.pending.remove(job)
-                    if status in OK:
-                        return job
-                    record_not_run(job, f"prerequisite {dep} did not complete")
-                    self._record(job, f"failed: prerequisite {dep} did not complete")
-                    break
-                else:
+                    if status not in OK:
+                        self.pending.remove(job)
+                        record_not_run(job, f"prerequisite {dep} did not complete")
+                        self._record(job, f"failed: prerequisite {dep} did not complete")
+                        continue
+                    if len(ready) < most:
+                        self.pending.remove(job)
+                        ready.append(job)
+                if ready:
+                    return ready
+                if self.pending:
                     self.cond.wait()
-            return None
+            return []
 
     def _record(self, job: Job, outcome: str, note: str | Callable[[], str] = "") -> None:
         self.outcomes[job.label] = outcome
@@ -267,19 +325,25 @@ class Sweep:
         self.cond.notify_all()
 
     def work(self, env: dict[str, str]) -> None:
-        while (job := self.take()) is not None:
+        while jobs := self.take(self.per_process):
             t0 = time.perf_counter()
-            state = run_state(job, self.plan)[0]
-            if state != "finished":
-                with self.cond:
-                    self.started += 1
-                    print(f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True)
-            outcome = run_job(self.plan, job, env)
+            for job in jobs:
+                state = run_state(job, self.plan)[0]
+                if state != "finished":
+                    with self.cond:
+                        self.started += 1
+                        print(f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True)
+            if self.per_process > 1:
+                outcomes = run_batch(self.plan, jobs, env)
+            else:
+                outcomes = {jobs[0].label: run_job(self.plan, jobs[0], env)}
             with self.cond:
-                took = time.perf_counter() - t0
-                if outcome == "completed":
-                    self.durations.append(took)
-                self._record(job, outcome, (lambda: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "")
+                took = (time.perf_counter() - t0) / len(jobs)  # a batch: its mean time per run
+                for job in jobs:
+                    outcome = outcomes[job.label]
+                    if outcome == "completed":
+                        self.durations.append(took)
+                    self._record(job, outcome, (lambda: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "")
 
 
 def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str]]:
@@ -300,7 +364,8 @@ def write_plan_record(plan: Plan) -> None:
         "name": plan.name, "source": plan.source, "base": plan.base, "overrides": plan.overrides,
         "arms": plan.arms(), "seeds": sorted({j.seed for j in plan.jobs if not j.prerequisite}),
         "prerequisites": sorted({j.arm for j in plan.jobs if j.prerequisite}),
-        "runs": {j.label: {"arm": j.arm, "seed": j.seed, "fragments": list(j.fragments), "teacher": j.teacher}
+        "runs": {j.label: {"arm": j.arm, "seed": j.seed, "fragments": list(j.fragments), "teacher": j.teacher,
+                          **({"evaluates": j.evaluates} if j.evaluates else {})}
                  for j in plan.jobs},
     }  # fmt: skip
     atomic_write_json(plan.root / "plan.json", record)
@@ -310,7 +375,7 @@ def print_plan(plan: Plan) -> None:
     for i, job in enumerate(plan.jobs):
         state, ckpt = run_state(job, plan)
         print(
-            f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(command(plan, job, materialise(plan, job, False), ckpt))}"
+            f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(job_command(plan, job, ckpt, False))}"
         )
 
 
@@ -326,9 +391,10 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
     if srun:
         print(f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}); "
               f"its output goes to {job.run_dir}/stdout.log and stderr.log", flush=True)  # fmt: skip
-    if job.teacher and run_state(plan.prerequisite(job.teacher), plan)[0] != "finished":
-        dep = plan.prerequisite(job.teacher).label
-        print(f"{job.label}: prerequisite '{job.teacher}' has not completed; run it first", file=sys.stderr)
+    needed = plan.dependency(job)
+    if needed is not None and run_state(needed, plan)[0] != "finished":
+        dep = needed.label
+        print(f"{job.label}: prerequisite '{dep}' has not completed; run it first", file=sys.stderr)
         if srun:
             record_not_run(job, f"prerequisite {dep} did not complete")
             print(f"{job.label}: failed: prerequisite {dep} did not complete", flush=True)
@@ -343,7 +409,7 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
         return 0 if outcome in OK else 1
     if state != "finished":  # nothing printed = nothing to do
         job.run_dir.mkdir(parents=True, exist_ok=True)
-        print(shlex.join(command(plan, job, materialise(plan, job), ckpt)))
+        print(shlex.join(job_command(plan, job, ckpt)))
     return 0
 
 
@@ -387,6 +453,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rerun-stale", action="store_true",
                    help="retrain runs whose stored definition differs from the plan (old run moved to <dir>.stale-<time>)")
+    p.add_argument("--per-process", type=int, default=1, metavar="N",
+                   help="run up to N ready jobs one after another in one Python process (one Trainer each; "
+                        "saves the per-run start-up and compile on fast GPU runs; default 1 = a process per run)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
     p.add_argument("--status", action="store_true",
@@ -400,8 +469,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(
             f"--set takes KEY=VALUE without leading dashes, e.g. data.init_args.data_dir=/data; got {bad}"
         )
-    if args.gpus < 0 or args.jobs < 1:
-        p.error("--gpus must be >= 0 and --jobs >= 1")
+    if args.gpus < 0 or args.jobs < 1 or args.per_process < 1:
+        p.error("--gpus must be >= 0, --jobs >= 1 and --per-process >= 1")
     return args
 
 
@@ -424,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     envs = worker_envs(args.gpus, args.jobs, args.threads)
-    sweep = Sweep(plan, plan.jobs, workers=len(envs))
+    sweep = Sweep(plan, plan.jobs, workers=len(envs), per_process=args.per_process)
     threads = [threading.Thread(target=sweep.work, args=(env,)) for env in envs]
     for t in threads:
         t.start()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.ablation.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
+from scripts.ablation.stats import detectable_delta, holm, mean_std, paired_diff, seeds_needed, welch_diff
 from trickbench.io import atomic_write, atomic_write_text
 
 SKIP_DIRS = {"prerequisites", "slurm"}
@@ -328,14 +328,37 @@ def curves_png(name: str, curves: dict[str, dict[int, float]], metric: str, base
     return _png(fig)
 
 
-def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline") -> list[dict]:
+def power_markdown(name: str, rows: list[dict], baseline: str, scale: float, delta: float) -> str:
+    """`--power`: per arm, the measured std of its paired differences, the seeds a paired t-test (5%, two-sided,
+    80% power) needs to detect a true Δ of `delta`, and the Δ the seeds it has can detect."""
+    unit = " points" if scale == 100 else ""
+    lines = [f"# Power of `{name}`", "",
+             f"Seeds each arm needs so that a paired t-test (5%, two-sided) detects a true Δ of "
+             f"{_f(delta, scale, 'g')}{unit} vs `{baseline}` with 80% power, from the measured std of its per-seed "
+             "differences (an estimate from few seeds: itself uncertain). Detectable Δ: the true Δ the seeds it has "
+             "detect with 80% power.", "",
+             f"| arm | pairs | sd of paired Δ | seeds needed for {_f(delta, scale, 'g')}{unit} | detectable Δ with its seeds |",
+             "|---|--:|--:|--:|--:|"]  # fmt: skip
+    for r in rows:
+        if r["arm"] == baseline:
+            continue
+        sd, n = r["sd_diff"], r["n_pairs"]
+        ok = n >= 2 and not math.isnan(sd) and sd > 0
+        need = str(seeds_needed(sd, delta)) if ok else "—"
+        det = _f(detectable_delta(sd, n), scale, ".2f") if ok else "—"
+        lines.append(f"| {r['arm']} | {n} | {_f(sd, scale, '.2f')} | {need} | {det} |")
+    return "\n".join(lines + [""])
+
+
+def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline",
+                 power_delta: float | None = None) -> list[dict]:  # fmt: skip
     plan, runs, pre, incomplete = collect(root)
     if not runs:
         raise SystemExit(f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
                          "run `python -m scripts.ablate CONFIG` first")  # fmt: skip
     name = plan.get("name") or root.name
     scale = 100.0 if metric.endswith("acc") else 1.0
-    rows = summarise(runs, metric, baseline)
+    rows = summarise(runs, metric, baseline, power_delta or 0.003)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale, runs))
     atomic_write_text(out / "results.csv", csv_text(rows))
@@ -354,6 +377,8 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
         log = r.path / "csv" / "metrics.csv" if r.path else None
         if log is not None and log.is_file():  # the curves' source, verbatim
             atomic_write_text(out / "raw" / r.label / "metrics.csv", log.read_text())
+    if power_delta is not None:
+        atomic_write_text(out / "power.md", power_markdown(name, rows, baseline, scale, power_delta))
     if plan:
         atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
     return rows
@@ -365,13 +390,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output folder (default: results/<ablation name>)")
     p.add_argument("--metric", default="test/acc", help="<stage>/<name> from metrics.json (default test/acc)")
     p.add_argument("--baseline", default="baseline", help="arm the deltas are taken against")
+    p.add_argument("--power", action="store_true",
+                   help="also write power.md: seeds each arm needs to detect --power-delta (paired, 80%% power)")
+    p.add_argument("--power-delta", type=float, default=0.003,
+                   help="true difference to detect, in metric units (default 0.003 = 0.3 accuracy points)")
     args = p.parse_args(argv)
+    if not args.power_delta > 0:
+        p.error(f"--power-delta must be > 0, got {args.power_delta}")
     root = Path(args.runs)
     if not root.is_dir():
         p.error(f"{root} is not a folder; give runs/<ablation name>")
     out = Path(args.out) if args.out else Path("results") / root.name
-    rows = write_report(root, out, args.metric, args.baseline)
+    rows = write_report(root, out, args.metric, args.baseline, args.power_delta if args.power else None)
     print((out / "report.md").read_text())
+    if args.power:
+        print((out / "power.md").read_text())
     print(f"wrote {out}/report.md, results.csv, chart.png, forest.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
     return 0
 

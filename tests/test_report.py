@@ -186,3 +186,33 @@ def test_curves_are_the_per_epoch_mean_of_each_arms_csv_logs(tmp_path: Path) -> 
     report.write_report(tmp_path / "runs", tmp_path / "b")
     assert (tmp_path / "a" / "curves.png").read_bytes() == (tmp_path / "b" / "curves.png").read_bytes()
     assert (tmp_path / "a" / "raw" / "better" / "seed2" / "metrics.csv").read_text().endswith("2,29,,0.95\n")
+
+
+def test_power_flag_writes_seeds_needed_and_detectable_delta_per_arm(tmp_path: Path) -> None:
+    values = {"baseline": [0.80, 0.82, 0.84], "a": [0.85, 0.88, 0.89], "flat": [0.80, 0.82, 0.84]}
+    for arm, accs in values.items():
+        for seed, acc in enumerate(accs):
+            (tmp_path / "runs" / arm / f"seed{seed}").mkdir(parents=True)
+            (tmp_path / "runs" / arm / f"seed{seed}" / "metrics.json").write_text(
+                json.dumps({"status": "completed", "test": {"acc": acc}}))  # fmt: skip
+    assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--power"]) == 0
+    text = (tmp_path / "out" / "power.md").read_text()
+    # a: sd of differences 0.57735 points; (t_.975,2 + t_.8,2) * sd / sqrt(3) = (4.30265 + 1.06066) * 0.57735 / 1.73205
+    assert "| a | 3 | 0.58 | 32 | 1.79 |" in text
+    assert "| flat | 3 | 0.00 | — | — |" in text  # identical seeds: no spread, no estimate
+    assert "baseline |" not in text
+    # a wider target Δ needs fewer seeds; the table follows --power-delta
+    report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out2"), "--power", "--power-delta", "0.01"])
+    assert "| a | 3 | 0.58 | 5 |" in (tmp_path / "out2" / "power.md").read_text()
+    assert not (tmp_path / "out3").exists() and report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out3")]) == 0
+    assert not (tmp_path / "out3" / "power.md").exists()  # only with --power
+
+
+def test_detectable_delta_is_the_inverse_of_seeds_needed() -> None:
+    from scripts.ablation.stats import detectable_delta, seeds_needed
+
+    for sd in (0.002, 0.005, 0.01):
+        n = seeds_needed(sd, 0.003)
+        assert detectable_delta(sd, n) <= 0.003 < detectable_delta(sd, n - 1)
+    with pytest.raises(ValueError, match="n >= 2"):
+        detectable_delta(0.01, 1)

@@ -12,11 +12,16 @@ An ablation file (configs/ablations/*.yaml):
     arms:
       baseline: []                          # a list of trick fragments ...
       kd: {fragments: [configs/tricks/kd.yaml], overrides: [], teacher: teacher}  # ... or a mapping
+      tta: {fragments: [configs/tricks/tta_flip.yaml], evaluate: baseline}  # test-only, see below
     slurm: {time: "04:00:00", cpus_per_task: 8, gpus_per_node: null, extra: [--partition=gpu]}
 
 `teacher: P` means: in the arm's fragments, every `teacher_checkpoint:` value is replaced by the
 prerequisite P's `checkpoints/last.ckpt` (and a `teacher:` net next to it by P's resolved net), in a
 generated copy written into the run directory (see `scripts.ablate.materialise`).
+
+`evaluate: A` makes an arm that trains nothing: each of its seeds runs `scripts.train test` on the final
+checkpoint of arm A's run of the same seed, with A's configs plus the arm's fragments (a test-time trick, e.g.
+TTA). Its paired Δ against A is then the trick's effect on the very same weights.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from typing import Any
 import yaml
 
 TOP_KEYS = {"name", "base", "overrides", "seeds", "seed_keys", "prerequisites", "arms", "slurm"}
-ARM_KEYS = {"fragments", "overrides", "teacher"}
+ARM_KEYS = {"fragments", "overrides", "teacher", "evaluate"}
 PREREQ_KEYS = {"fragments", "overrides", "seed"}
 PREREQ_DIR = "prerequisites"  # <runs>/<name>/prerequisites/<prereq>/seed<k>; never an arm name
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 TRAIN_CMD = [sys.executable, "-m", "scripts.train", "fit"]  # tests swap this for a fake trainer
+TEST_CMD = [sys.executable, "-m", "scripts.train", "test"]  # a test-only arm (`evaluate:`); swapped likewise
+BATCH_CMD = [sys.executable, "-m", "scripts.ablation.batch"]  # --per-process N: several runs in one process
 
 
 class AblationError(ValueError):
@@ -52,6 +59,7 @@ class Job:
     overrides: tuple[str, ...]
     prerequisite: bool = False
     teacher: str | None = None  # name of the prerequisite whose checkpoint this run distils from
+    evaluates: str | None = None  # test-only: the arm whose same-seed final checkpoint this run tests
 
     @property
     def label(self) -> str:
@@ -73,6 +81,16 @@ class Plan:
 
     def prerequisite(self, name: str) -> Job:
         return next(j for j in self.jobs if j.prerequisite and j.arm == name)
+
+    def evaluated(self, job: Job) -> Job:
+        """The trained run a test-only job (`evaluate:`) tests."""
+        return next(j for j in self.jobs if not j.prerequisite and j.arm == job.evaluates and j.seed == job.seed)
+
+    def dependency(self, job: Job) -> Job | None:
+        """The run that must complete before `job` starts: its teacher, or the run it evaluates."""
+        if job.teacher:
+            return self.prerequisite(job.teacher)
+        return self.evaluated(job) if job.evaluates else None
 
     def arms(self) -> list[str]:
         return list(dict.fromkeys(j.arm for j in self.jobs if not j.prerequisite))
@@ -172,11 +190,20 @@ def load_plan(
         if teacher is not None and teacher not in prereq_raw:
             raise AblationError(f"arm '{arm}': teacher '{teacher}' is not a prerequisite; define it under "
                                 f"'prerequisites' (have: {sorted(prereq_raw)})")  # fmt: skip
+        evaluates = spec.get("evaluate")
+        if evaluates is not None:
+            target = arms_raw.get(evaluates) if isinstance(evaluates, str) else None
+            if target is None or evaluates == arm or isinstance(target, dict) and target.get("evaluate"):
+                raise AblationError(f"arm '{arm}': evaluate: {evaluates!r} must name another arm that trains "
+                                    f"(have: {sorted(a for a in arms_raw if a != arm)})")  # fmt: skip
+            if teacher is not None:
+                raise AblationError(f"arm '{arm}': a test-only arm (evaluate:) trains nothing, so it takes no "
+                                    "teacher; put the teacher on the arm it evaluates")  # fmt: skip
         fragment_lists[f"arm {arm}"] = frags
         for seed in seeds:
             plan.jobs.append(Job(arm, seed, root / arm / f"seed{seed}", tuple(frags),
                                  tuple(_str_list(f"arm '{arm}' overrides", spec.get("overrides"))),
-                                 teacher=teacher))  # fmt: skip
+                                 teacher=teacher, evaluates=evaluates))  # fmt: skip
     _check_files(raw, plan.base, fragment_lists)
     for arm, spec in arms_raw.items():
         spec = _arm_spec(arm, spec)
@@ -190,10 +217,23 @@ def load_plan(
     return plan
 
 
-def command(plan: Plan, job: Job, fragments: list[str] | None = None, resume: str | None = None) -> list[str]:
-    """The `scripts.train fit` command line of one job (`fragments` replaces the job's, e.g. generated ones)."""
-    cmd = list(TRAIN_CMD)
-    for cfg in plan.base + list(job.fragments if fragments is None else fragments):
+def prefix_length(job: Job) -> int:
+    """How many leading items of `command(...)` are the interpreter and entry point (not the run's arguments)."""
+    return len(TEST_CMD if job.evaluates else TRAIN_CMD)
+
+
+def command(plan: Plan, job: Job, fragments: list[str] | None = None, resume: str | None = None,
+            evaluated_fragments: list[str] | None = None) -> list[str]:  # fmt: skip
+    """The `scripts.train fit` command line of one job (`fragments` replaces the job's, e.g. generated ones).
+    A test-only job (`evaluate:`): `scripts.train test` of the evaluated run's final checkpoint, with that run's
+    configs (`evaluated_fragments` replaces its fragments, e.g. generated ones) and then its own fragments."""
+    cmd = list(TEST_CMD if job.evaluates else TRAIN_CMD)
+    configs = list(job.fragments if fragments is None else fragments)
+    if job.evaluates:
+        source = plan.evaluated(job)
+        configs = list(source.fragments if evaluated_fragments is None else evaluated_fragments) + configs
+        resume = str(source.run_dir / "checkpoints" / "last.ckpt")
+    for cfg in plan.base + configs:
         cmd += ["--config", cfg]
     cmd += plan.overrides + list(job.overrides)
     cmd += [f"--{key}={job.seed}" for key in plan.seed_keys]

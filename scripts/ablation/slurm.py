@@ -137,17 +137,23 @@ def index_ranges(indices: list[int]) -> str:
 def arrays(plan: Plan) -> list[tuple[str, list[int]]]:
     """(what, plan indices) of each array to submit, in order: prerequisites, independent arms, dependants."""
     pre = [i for i, j in enumerate(plan.jobs) if j.prerequisite]
-    free = [i for i, j in enumerate(plan.jobs) if not j.prerequisite and not j.teacher]
+    free = [i for i, j in enumerate(plan.jobs) if not j.prerequisite and not j.teacher and not j.evaluates]
     dep = [i for i, j in enumerate(plan.jobs) if not j.prerequisite and j.teacher]
-    return [(w, idx) for w, idx in (("prerequisites", pre), ("arms", free), ("dependants", dep)) if idx]
+    ev = [i for i, j in enumerate(plan.jobs) if j.evaluates]  # test-only: after the runs they test
+    return [(w, idx) for w, idx in (("prerequisites", pre), ("arms", free), ("dependants", dep),
+                                    ("evaluations", ev)) if idx]
 
 
 def submit_text(plan: Plan, script: Path) -> str:
     """Shell commands that submit the arrays and append each array's job id to slurm/jobs.tsv."""
     s, jobs = shlex.quote(str(script.resolve())), shlex.quote(str((script.parent / JOBS_FILE).resolve()))
     lines = ["#!/bin/bash", "set -euo pipefail"]
+    submitted = []
     for what, idx in arrays(plan):
         dep = '--dependency="afterany:${prerequisites%%;*}" ' if what == "dependants" else ""
+        if what == "evaluations":  # after every array that trains an arm
+            dep = '--dependency="afterany:' + ":".join(f"${{{w}%%;*}}" for w in submitted if w != "prerequisites") + '" '
+        submitted.append(what)
         lines.append(f"{what}=$(sbatch --parsable {dep}--array={index_ranges(idx)} {s})")
         lines.append(f'printf "%s\\t%s\\t%s\\n" "${{{what}%%;*}}" {index_ranges(idx)} {what} >> {jobs}')
         lines.append(f'echo "submitted {what} (plan indices {index_ranges(idx)}) as job ${{{what}%%;*}}"')

@@ -150,3 +150,12 @@ def seeds_needed(sd_diff: float, delta: float = 0.3, alpha: float = 0.05, power:
         if n >= need:
             return n
     return cap
+
+
+def detectable_delta(sd_diff: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true paired difference that `n` seeds detect with probability `power` (two-sided, level
+    `alpha`), given the per-seed std of the differences: (t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n),
+    the inverse of `seeds_needed`."""
+    if n < 2:
+        raise ValueError(f"detectable_delta needs n >= 2 seeds, got {n}")
+    return (t_quantile(1 - alpha / 2, n - 1) + t_quantile(power, n - 1)) * sd_diff / math.sqrt(n)
