@@ -25,6 +25,7 @@ FAKE = Path(__file__).with_name("ablate_fake_train.py")
 @pytest.fixture
 def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ablation, "TRAIN_CMD", [sys.executable, str(FAKE)])
+    monkeypatch.setattr(ablation, "TEST_CMD", [sys.executable, str(FAKE), "test"])
 
 
 def write(path: Path, data: dict) -> str:
@@ -331,3 +332,58 @@ def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_pa
     assert out["baseline/seed0"] == ["finished"]
     assert out["bad/seed0"][0] == "failed" and "boom" in out["bad/seed0"][1]
     assert out["later/seed0"] == ["failed", "process died while running (killed?); rerun the sweep to resume"]
+
+
+def test_test_only_arm_tests_the_same_seed_of_the_arm_it_evaluates_after_it_trained(tmp_path: Path, fake_trainer) -> None:
+    good = write(tmp_path / "good.yaml", {"fake": {"acc": 0.6}})
+    tta = write(tmp_path / "tta.yaml", {"model": {"init_args": {"tta_flip": True}}})
+    path = make_ablation(tmp_path, {"tta": {"fragments": [tta], "evaluate": "good"}, "baseline": [], "good": [good]})
+    plan = load_plan(path, tmp_path / "runs")
+    job = next(j for j in plan.jobs if j.label == "tta/seed1")
+    assert plan.dependency(job).label == "good/seed1"
+    cmd = ablation.command(plan, job)
+    assert cmd[:len(ablation.TEST_CMD)] == ablation.TEST_CMD
+    args = cmd[len(ablation.TEST_CMD):]
+    assert args[:6] == ["--config", plan.base[0], "--config", good, "--config", tta]  # its arm's configs, then its own
+    assert args[-1] == f"--ckpt_path={tmp_path / 'runs/toy/good/seed1/checkpoints/last.ckpt'}"
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--jobs", "2"]) == 0
+    root = tmp_path / "runs" / "toy"
+    assert calls(root / "tta/seed1")[0][0] == "test" and len(calls(root / "tta/seed1")) == 1
+    # tta is listed first, yet it waited for the run it tests: that run's checkpoint existed when it started
+    assert (root / "good/seed1/checkpoints/last.ckpt").stat().st_mtime <= (root / "tta/seed1/calls.json").stat().st_mtime
+    # a change to the evaluated arm makes the test-only runs stale too (they tested other weights)
+    write(tmp_path / "good.yaml", {"fake": {"acc": 0.65}})
+    stale = {j.label for j in load_plan(path, tmp_path / "runs").jobs if ablate.run_state(j, plan)[0] == "stale"}
+    assert stale == {"good/seed0", "good/seed1", "tta/seed0", "tta/seed1"}
+
+
+@pytest.mark.parametrize("arms, match", [
+    ({"baseline": [], "t": {"evaluate": "nope"}}, "must name another arm that trains"),
+    ({"baseline": [], "t": {"evaluate": "t"}}, "must name another arm"),
+    ({"baseline": [], "t": {"evaluate": "baseline"}, "u": {"evaluate": "t"}}, "must name another arm that trains"),
+])  # fmt: skip
+def test_bad_test_only_arms_say_what_to_fix(tmp_path: Path, arms, match) -> None:
+    with pytest.raises(AblationError, match=match):
+        load_plan(make_ablation(tmp_path, arms), tmp_path / "runs")
+
+
+def test_test_only_arm_takes_no_teacher(tmp_path: Path) -> None:
+    kd = kd_fragment(tmp_path)
+    path = make_ablation(tmp_path, {"baseline": [], "t": {"fragments": [kd], "evaluate": "baseline", "teacher": "teacher"}},
+                         {"teacher": {}})  # fmt: skip
+    with pytest.raises(AblationError, match="takes no teacher"):
+        load_plan(path, tmp_path / "runs")
+
+
+def test_slurm_submits_test_only_runs_after_every_training_array(tmp_path: Path) -> None:
+    from scripts.ablation import slurm
+
+    kd = kd_fragment(tmp_path)
+    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"},
+                                    "tta": {"evaluate": "kd"}}, {"teacher": {}})  # fmt: skip
+    plan = load_plan(path, tmp_path / "runs")
+    assert [w for w, _ in slurm.arrays(plan)] == ["prerequisites", "arms", "dependants", "evaluations"]
+    assert dict(slurm.arrays(plan))["evaluations"] == [5, 6]
+    text = slurm.submit_text(plan, tmp_path / "x.sbatch")
+    line = next(x for x in text.splitlines() if x.startswith("evaluations="))
+    assert '--dependency="afterany:${arms%%;*}:${dependants%%;*}"' in line
