@@ -387,3 +387,20 @@ def test_slurm_submits_test_only_runs_after_every_training_array(tmp_path: Path)
     text = slurm.submit_text(plan, tmp_path / "x.sbatch")
     line = next(x for x in text.splitlines() if x.startswith("evaluations="))
     assert '--dependency="afterany:${arms%%;*}:${dependants%%;*}"' in line
+
+
+TRICK_TABLE_ARMS = {"baseline", "warmup", "stochastic_depth", "label_smoothing", "no_bias_decay", "kd", "mixup",
+                    "cutmix", "gn_ws", "ema", "tta", "all"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name, min_seeds", [("cifar10_cpu_fast", 5), ("cifar10_gpu_fast", 10)])
+def test_shipped_trick_tables_have_every_arm_paired_seeds_and_a_teacher(tmp_path: Path, name, min_seeds) -> None:
+    root = Path(__file__).resolve().parents[1]
+    plan = load_plan(root / "configs" / "ablations" / f"{name}.yaml", tmp_path)
+    assert set(plan.arms()) == TRICK_TABLE_ARMS
+    seeds = {arm: sorted(j.seed for j in plan.jobs if j.arm == arm and not j.prerequisite) for arm in plan.arms()}
+    assert len(set(map(tuple, seeds.values()))) == 1 and len(seeds["baseline"]) >= min_seeds  # the same seeds
+    assert plan.seed_keys == ["seed_everything", "data.init_args.seed"]
+    teacher = plan.prerequisite("teacher")
+    assert teacher.seed not in seeds["baseline"] and {j.teacher for j in plan.jobs if j.arm in ("kd", "all")} == {"teacher"}
+    assert {j.evaluates for j in plan.jobs if j.arm == "tta"} == {"baseline"}
