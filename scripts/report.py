@@ -170,7 +170,7 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         ]
     if incomplete:
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
-    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (val metric per epoch, when the runs log it), `raw/` (each run's metrics.json and CSV log).", ""]
+    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (the val metric per epoch, or the train metric when the runs do not validate), `raw/` (each run's metrics.json and CSV log).", ""]
     return "\n".join(lines)
 
 
@@ -368,6 +368,9 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     atomic_write(out / "forest.png", lambda fh: fh.write(forest))
     curve_metric = metric.replace("test/", "val/", 1)
     curves = arm_curves(runs, curve_metric)
+    if not curves:  # runs without validation (limit_val_batches: 0): the per-epoch training metric
+        curve_metric = metric.replace("test/", "train/", 1)
+        curves = arm_curves(runs, curve_metric)
     if curves:
         png_curves = curves_png(name, curves, curve_metric, baseline, scale)
         atomic_write(out / "curves.png", lambda fh: fh.write(png_curves))

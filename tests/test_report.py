@@ -216,3 +216,24 @@ def test_detectable_delta_is_the_inverse_of_seeds_needed() -> None:
         assert detectable_delta(sd, n) <= 0.003 < detectable_delta(sd, n - 1)
     with pytest.raises(ValueError, match="n >= 2"):
         detectable_delta(0.01, 1)
+
+
+def test_curves_fall_back_to_the_train_metric_when_the_runs_do_not_validate(tmp_path: Path, monkeypatch) -> None:
+    make_runs(tmp_path / "runs")
+    for arm in ("baseline", "better", "short"):
+        for seed in range(3):
+            folder = tmp_path / "runs" / arm / f"seed{seed}" / "csv"
+            if not (folder.parent / "metrics.json").is_file():
+                continue
+            folder.mkdir(parents=True)
+            rows = ["epoch,step,train/loss,train/acc,test/acc"]
+            for e in range(3):
+                rows += [f"{e},{10 * e + 5},0.5,,", f"{e},{10 * e + 9},,{0.4 + 0.1 * e + 0.01 * seed},"]
+            rows.append("2,29,,,0.9")  # the test row at the end: no epoch curve of its own
+            (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    drawn = {}
+    real = report.curves_png
+    monkeypatch.setattr(report, "curves_png", lambda name, curves, metric, *a: drawn.update(metric=metric, curves=curves) or real(name, curves, metric, *a))
+    report.write_report(tmp_path / "runs", tmp_path / "out")
+    assert drawn["metric"] == "train/acc" and (tmp_path / "out" / "curves.png").is_file()
+    assert drawn["curves"]["baseline"] == pytest.approx({0: 0.41, 1: 0.51, 2: 0.61})  # mean over seeds 0, 1, 2
