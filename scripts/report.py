@@ -123,6 +123,10 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
              baseline: str, scale: float, runs: list[Run] | None = None) -> str:  # fmt: skip
     unit = " (%)" if scale == 100 else ""
     lines = [f"# Ablation `{name}`", ""]
+    if incomplete:
+        done = len(runs or []) + len(pre)
+        lines += [f"**PARTIAL: {done} of {done + len(incomplete)} planned runs completed** (the sweep is resumable; the n column gives each arm's "
+                  "seeds so far, and the runs not yet counted are listed under the table).", ""]
     if plan.get("source"):
         lines += [f"Ablation file `{plan['source']}`.", ""]
     lines += [*ran_with(runs or []), ""]
@@ -170,8 +174,31 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         ]
     if incomplete:
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
+    lines += ["", "Machine and code of the counted runs (from each run's provenance):", *machines((runs or []) + pre)]
     lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (the val metric per epoch, or the train metric when the runs do not validate), `raw/` (each run's metrics.json and CSV log).", ""]
     return "\n".join(lines)
+
+
+def machines(runs: list[Run]) -> list[str]:
+    """Where and with what the counted runs ran (their metrics.json provenance), one line per distinct
+    (CPU/GPU, threads, versions, git commit), with how many runs and which arms."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        p = r.record.get("provenance") or {}
+        if not p:
+            key = "no provenance recorded"
+        else:
+            v = p.get("versions") or {}
+            device = ", ".join(p.get("cuda_devices") or []) or f"{p.get('cpu', '?')}, {p.get('torch_threads', '?')} torch thread(s)"
+            commit = f"{str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('git_dirty') else ''}"
+            key = (f"{device}; torch {v.get('torch', '?')}, lightning {v.get('lightning', '?')}, "
+                   f"python {v.get('python', '?')}; git {commit}")  # fmt: skip
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, group in groups.items():
+        arms = ", ".join(dict.fromkeys(r.arm for r in group))
+        out.append(f"- {len(group)} run(s) ({arms}): {key}")
+    return out
 
 
 def ran_with(runs: list[Run]) -> list[str]:

@@ -90,6 +90,7 @@ def test_report_aggregates_fixture_metrics(tmp_path: Path) -> None:
     assert "| short | 1 | 90.00 ± n/a | +10.00 [n/a, n/a] | — | — | +8.00 [n/a, n/a] | — | 90 |" in md  # seed 0 only
     assert "`prerequisites/teacher/seed0` test/acc 95.00, 200 s" in md
     assert "Not counted (no completed metrics.json): `short/seed1`, `short/seed2`." in md
+    assert md.split("\n")[2].startswith("**PARTIAL: 8 of 10 planned runs completed**")  # 7 arm runs + the teacher
     csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert csv[0] == ("arm,n,mean,std,delta,ci_low,ci_high,wall_seconds,seeds,values,paired_delta,paired_low,"
                       "paired_high,p,p_holm,n_pairs,sd_diff,seeds_needed")
@@ -152,6 +153,7 @@ def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Pa
             (tmp_path / "runs" / arm / f"seed{seed}" / "metrics.json").write_text(
                 json.dumps({"status": "completed", "test": {"acc": acc}}))  # fmt: skip
     by = {r["arm"]: r for r in report.write_report(tmp_path / "runs", tmp_path / "out")}
+    assert "PARTIAL" not in (tmp_path / "out" / "report.md").read_text()  # every run there completed
     # a: per-seed differences 0.05, 0.06, 0.05 -> mean 0.05333, sd 0.005774, t = 16.0 on 2 df, p = 0.003884
     a = by["a"]
     half = 4.30265273 * 0.0057735027 / math.sqrt(3)
@@ -237,3 +239,17 @@ def test_curves_fall_back_to_the_train_metric_when_the_runs_do_not_validate(tmp_
     report.write_report(tmp_path / "runs", tmp_path / "out")
     assert drawn["metric"] == "train/acc" and (tmp_path / "out" / "curves.png").is_file()
     assert drawn["curves"]["baseline"] == pytest.approx({0: 0.41, 1: 0.51, 2: 0.61})  # mean over seeds 0, 1, 2
+
+
+def test_report_says_where_and_with_what_code_the_runs_ran(tmp_path: Path) -> None:
+    prov = {"cpu": "Xeon X", "torch_threads": 1, "git_commit": "abcdef1234567", "git_dirty": False,
+            "versions": {"torch": "2.14.1", "lightning": "2.6.6", "python": "3.11.7"}}  # fmt: skip
+    for arm, seed, cpu in [("baseline", 0, "Xeon X"), ("baseline", 1, "EPYC Y"), ("a", 0, "Xeon X"), ("a", 1, "EPYC Y")]:
+        d = tmp_path / "runs" / arm / f"seed{seed}"
+        d.mkdir(parents=True)
+        rec = {"status": "completed", "test": {"acc": 0.8}, "provenance": {**prov, "cpu": cpu}}
+        (d / "metrics.json").write_text(json.dumps(rec))
+    report.write_report(tmp_path / "runs", tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "- 2 run(s) (baseline, a): Xeon X, 1 torch thread(s); torch 2.14.1, lightning 2.6.6, python 3.11.7; git abcdef1234" in md
+    assert "- 2 run(s) (baseline, a): EPYC Y, 1 torch thread(s);" in md
