@@ -192,8 +192,9 @@ def record_not_run(job: Job, why: str) -> None:
 
 
 def prepare_job(plan: Plan, job: Job) -> tuple[list[str] | None, str]:
-    """Make a job ready to start: (its command, the log header), or (None, outcome) when it must not run
-    ('finished', or 'failed: <why>'). Sets aside a damaged record or a checkpoint-less attempt first."""
+    """Make a job ready to start: (its command, ""), its header already appended to both logs, or (None, outcome)
+    when it must not run ('finished', or 'failed: <why>'). Sets aside a damaged record or a checkpoint-less
+    attempt first."""
     state, ckpt = run_state(job, plan)
     notes = []
     if state == "finished":
@@ -215,7 +216,7 @@ def prepare_job(plan: Plan, job: Job) -> tuple[list[str] | None, str]:
     for log in ("stdout.log", "stderr.log"):
         with open(job.run_dir / log, "a") as fh:
             fh.write(header)
-    return cmd, header
+    return cmd, ""
 
 
 def job_outcome(job: Job, rc: int) -> str:

@@ -125,8 +125,9 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
     lines = [f"# Ablation `{name}`", ""]
     if incomplete:
         done = len(runs or []) + len(pre)
-        lines += [f"**PARTIAL: {done} of {done + len(incomplete)} planned runs completed** (the sweep is resumable; the n column gives each arm's "
-                  "seeds so far, and the runs not yet counted are listed under the table).", ""]
+        lines += [(f"**PARTIAL: {done} of {done + len(incomplete)} planned runs completed** (the sweep is resumable; "
+                   "the n column gives each arm's seeds so far, and the runs not yet counted are listed under the "
+                   "table)."), ""]
     if plan.get("source"):
         lines += [f"Ablation file `{plan['source']}`.", ""]
     lines += [*ran_with(runs or []), ""]
@@ -360,18 +361,18 @@ def power_markdown(name: str, rows: list[dict], baseline: str, scale: float, del
     80% power) needs to detect a true Δ of `delta`, and the Δ the seeds it has can detect."""
     unit = " points" if scale == 100 else ""
     lines = [f"# Power of `{name}`", "",
-             f"Seeds each arm needs so that a paired t-test (5%, two-sided) detects a true Δ of "
-             f"{_f(delta, scale, 'g')}{unit} vs `{baseline}` with 80% power, from the measured std of its per-seed "
-             "differences (an estimate from few seeds: itself uncertain). Detectable Δ: the true Δ the seeds it has "
-             "detect with 80% power.", "",
+             (f"Seeds each arm needs so that a paired t-test (5%, two-sided) detects a true Δ of "
+              f"{_f(delta, scale, 'g')}{unit} vs `{baseline}` with 80% power, from the measured std of its per-seed "
+              "differences (an estimate from few seeds: itself uncertain). Detectable Δ: the true Δ the seeds it has "
+              "detect with 80% power."), "",
              f"| arm | pairs | sd of paired Δ | seeds needed for {_f(delta, scale, 'g')}{unit} | detectable Δ with its seeds |",
              "|---|--:|--:|--:|--:|"]  # fmt: skip
     for r in rows:
         if r["arm"] == baseline:
             continue
         sd, n = r["sd_diff"], r["n_pairs"]
-        ok = n >= 2 and not math.isnan(sd) and sd > 0
-        need = str(seeds_needed(sd, delta)) if ok else "—"
+        ok = n >= 2 and not math.isnan(sd) and sd > 0  # the rows' seeds_needed was computed for `delta` too
+        need = str(int(r["seeds_needed"])) if ok else "—"
         det = _f(detectable_delta(sd, n), scale, ".2f") if ok else "—"
         lines.append(f"| {r['arm']} | {n} | {_f(sd, scale, '.2f')} | {need} | {det} |")
     return "\n".join(lines + [""])

@@ -23,9 +23,10 @@ def tiny_ablation(tmp_path: Path, data: Path) -> Path:
     spec = {
         "name": "batch",
         "base": [str(REPO / "configs/cifar10_cpu_fast.yaml"), str(net), str(REPO / "configs/trainer/cpu_smoke.yaml")],
-        "overrides": [f"--data.init_args.data_dir={data}", "--data.init_args.accept_nonoriginal=true",
-                      "--data.init_args.batch_size=16", "--data.init_args.eval_batch_size=16",
-                      "--trainer.limit_test_batches=2"],  # fmt: skip
+        "overrides": [
+            f"--data.init_args.data_dir={data}", "--data.init_args.accept_nonoriginal=true",
+            "--data.init_args.batch_size=16", "--data.init_args.eval_batch_size=16", "--trainer.limit_test_batches=2",
+        ],
         "seeds": [0, 1],
         "seed_keys": ["seed_everything", "data.init_args.seed"],
         "arms": {

@@ -145,13 +145,18 @@ def test_report_cli_errors_clearly_on_empty_folder(tmp_path: Path) -> None:
         report.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
 
 
-def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Path) -> None:
-    values = {"baseline": [0.80, 0.82, 0.84], "a": [0.85, 0.88, 0.89], "b": [0.79, 0.83, 0.86]}
+def write_accuracies(root: Path, values: dict[str, list[float]]) -> None:
+    """A completed run with test/acc `acc` for each arm and seed (seed = position in the list)."""
     for arm, accs in values.items():
         for seed, acc in enumerate(accs):
-            (tmp_path / "runs" / arm / f"seed{seed}").mkdir(parents=True)
-            (tmp_path / "runs" / arm / f"seed{seed}" / "metrics.json").write_text(
+            (root / arm / f"seed{seed}").mkdir(parents=True)
+            (root / arm / f"seed{seed}" / "metrics.json").write_text(
                 json.dumps({"status": "completed", "test": {"acc": acc}}))  # fmt: skip
+
+
+def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Path) -> None:
+    values = {"baseline": [0.80, 0.82, 0.84], "a": [0.85, 0.88, 0.89], "b": [0.79, 0.83, 0.86]}
+    write_accuracies(tmp_path / "runs", values)
     by = {r["arm"]: r for r in report.write_report(tmp_path / "runs", tmp_path / "out")}
     assert "PARTIAL" not in (tmp_path / "out" / "report.md").read_text()  # every run there completed
     # a: per-seed differences 0.05, 0.06, 0.05 -> mean 0.05333, sd 0.005774, t = 16.0 on 2 df, p = 0.003884
@@ -192,11 +197,7 @@ def test_curves_are_the_per_epoch_mean_of_each_arms_csv_logs(tmp_path: Path) -> 
 
 def test_power_flag_writes_seeds_needed_and_detectable_delta_per_arm(tmp_path: Path) -> None:
     values = {"baseline": [0.80, 0.82, 0.84], "a": [0.85, 0.88, 0.89], "flat": [0.80, 0.82, 0.84]}
-    for arm, accs in values.items():
-        for seed, acc in enumerate(accs):
-            (tmp_path / "runs" / arm / f"seed{seed}").mkdir(parents=True)
-            (tmp_path / "runs" / arm / f"seed{seed}" / "metrics.json").write_text(
-                json.dumps({"status": "completed", "test": {"acc": acc}}))  # fmt: skip
+    write_accuracies(tmp_path / "runs", values)
     assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--power"]) == 0
     text = (tmp_path / "out" / "power.md").read_text()
     # a: sd of differences 0.57735 points; (t_.975,2 + t_.8,2) * sd / sqrt(3) = (4.30265 + 1.06066) * 0.57735 / 1.73205

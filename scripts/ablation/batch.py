@@ -2,7 +2,7 @@
 
     python -m scripts.ablation.batch MANIFEST.json
 
-The manifest is a JSON list of `{"run_dir": DIR, "args": [fit arguments]}` (what `scripts.ablate` writes).
+The manifest is a JSON list of `{"run_dir": DIR, "args": [subcommand and its arguments]}` (what `scripts.ablate` writes).
 Each run is its own `trickbench.lightning_cli.main(args)` call: its own LightningCLI, Trainer, seed, W&B run and
 run lock; the process start (interpreter, imports, a compiled graph's warm caches) is shared. Output of each run
 goes to its `stdout.log`/`stderr.log` (file descriptors 1 and 2 are redirected, so C-level and logging output
@@ -18,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-SIGTERM_EXIT = 143  # what trickbench.lightning_cli.main raises after a SIGTERM'd fit checkpointed
+SIGTERM_EXIT = 128 + signal.SIGTERM  # what trickbench.lightning_cli.main raises after a SIGTERM'd fit checkpointed
 
 
 @contextlib.contextmanager
@@ -43,7 +44,7 @@ def redirected(stdout: Path, stderr: Path) -> Iterator[None]:
 
 
 def run_one(entry: dict[str, Any]) -> str:
-    """One `fit` from the manifest; 'ok' or 'failed: <why>' (the run's own record says more)."""
+    """One run (`fit` or `test`) from the manifest; 'ok' or 'failed: <why>' (the run's own record says more)."""
     from trickbench.lightning_cli import main
 
     run_dir = Path(entry["run_dir"])
@@ -55,7 +56,7 @@ def run_one(entry: dict[str, Any]) -> str:
         except SystemExit as err:  # SIGTERM (143) and CLI usage errors
             traceback.print_exc()
             return f"failed: exit {err.code}"
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a run that raises is recorded; the batch goes on to the next
             traceback.print_exc()
             return f"failed: {type(err).__name__}: {str(err)[:200]}"
 
