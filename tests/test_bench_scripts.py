@@ -81,3 +81,17 @@ def test_gpu_script_tiny_on_cpu(fake_cifar, tmp_path):
     assert set(res["resnet18"]) == {"32-true"} and res["resnet18"]["32-true"]["compiled"] is False
     assert all(r["images_per_s"] > 0 for r in res["resnet18"].values())
     assert json.loads((tmp_path / "gpu.json").read_text())["fast_runs"]
+
+
+def test_channels_last_benchmark_times_both_layouts_of_the_same_net(tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import channels_last
+
+    calls = []
+    real = channels_last.step_seconds
+    monkeypatch.setattr(channels_last, "step_seconds", lambda cl, steps: calls.append(cl) or real(cl, steps, batch=8))
+    channels_last.main(["--steps", "1", "--rounds", "2", "--out", str(tmp_path)])
+    assert calls == [True, False, True, False]  # alternating, in one process
+    payload = json.loads((tmp_path / "channels_last.json").read_text())
+    assert [r["round"] for r in payload["rounds"]] == [0, 1]
+    assert all(r["channels_last_s"] > 0 and r["contiguous_s"] > 0 for r in payload["rounds"])
+    assert "| contiguous / channels_last |" in (tmp_path / "channels_last.md").read_text()
