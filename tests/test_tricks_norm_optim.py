@@ -14,6 +14,7 @@ from tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 from lightning_modules import Classifier
 from lightning_modules.nets import AirbenchNet, ResNet20
 from lightning_modules.ops.weight_std import WSConv2d, standardize_weight
+from lightning_modules.ops.whitening import whitening_filters
 
 
 def test_standardized_weights_zero_mean_unit_var_per_output_channel():
@@ -44,6 +45,23 @@ def test_gn_ws_net_has_no_batchnorm_and_trains(net_cls):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]  # a fixed batch is memorised: the GN/WS net learns
+
+
+def test_gn_ws_keeps_a_whitened_stem_whitening():
+    # Regression: weight_std also standardized the frozen whitening stem, which undid it (the mean-luminance
+    # filter became noise, the 1/sqrt(eigenvalue) scaling was divided away) and cost the CPU table's gn_ws arm
+    # ~22 points. The learned convs stay standardized; the stem convolves with the data's whitening filters.
+    images = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.1
+    images = images + torch.randn(64, 3, 1, 1, generator=torch.Generator().manual_seed(2))  # a shared brightness
+    net = AirbenchNet(widths=[16, 32, 32], norm="gn", weight_std=True, whiten_stem=True)
+    with torch.no_grad():
+        net.stem_conv.weight.copy_(whitening_filters(images, 2, 5e-4))
+        net.stem_conv.bias.zero_()
+        out = net.stem_conv(images)[:, :12].permute(1, 0, 2, 3).reshape(12, -1)
+    cov = out @ out.T / out.shape[1]
+    assert torch.allclose(cov, torch.eye(12), atol=0.05), torch.diagonal(cov)
+    convs = [m for m in net.groups.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 6 and all(isinstance(m, WSConv2d) for m in convs)
 
 
 def test_no_decay_groups_are_exactly_the_1d_params():

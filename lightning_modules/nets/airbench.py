@@ -52,7 +52,7 @@ class AirbenchNet(nn.Module):
         stem_width: output channels of the 2x2 stem conv (airbench: 2 * 3 * 2 * 2 = 24, for whitening).
         num_classes: classifier outputs.
         norm: "bn" (BatchNorm) or "gn" (GroupNorm, 16 channels per group).
-        weight_std: weight-standardized convs (use with norm "gn").
+        weight_std: weight-standardized convs (use with norm "gn"); not the stem when it is whitened.
         residual: make each group's second conv a residual branch (needed by stochastic depth).
         drop_path_rate: stochastic-depth rate of the last group (linear in depth); needs residual.
         logit_scale: output multiplier (airbench94: 1/9).
@@ -93,7 +93,11 @@ class AirbenchNet(nn.Module):
         if head_pool not in ("global_max", "max3"):
             raise ValueError(f"AirbenchNet head_pool must be 'global_max' or 'max3', got {head_pool!r}")
         self.whiten_stem = whiten_stem
-        self.stem = nn.Sequential(conv(3, stem_width, 2, padding=0, bias=True, weight_std=weight_std, init=init),
+        # A whitened stem is a frozen data transform, not a learned conv: weight standardization would undo it
+        # (the mean-luminance filter's own mean is most of it, so standardizing leaves noise; the 1/sqrt(eigenvalue)
+        # scaling is divided away), so `weight_std` applies to the learned convs only.
+        stem_ws = weight_std and not whiten_stem
+        self.stem = nn.Sequential(conv(3, stem_width, 2, padding=0, bias=True, weight_std=stem_ws, init=init),
                                   nn.GELU())  # fmt: skip
         if whiten_stem:
             self.stem[0].weight.requires_grad_(False)
