@@ -49,8 +49,9 @@ def test_gn_ws_net_has_no_batchnorm_and_trains(net_cls):
 
 def test_gn_ws_keeps_a_whitened_stem_whitening():
     # Regression: weight_std also standardized the frozen whitening stem, which undid it (the mean-luminance
-    # filter became noise, the 1/sqrt(eigenvalue) scaling was divided away) and cost the CPU table's gn_ws arm
-    # ~22 points. The learned convs stay standardized; the stem convolves with the data's whitening filters.
+    # filter became noise, the 1/sqrt(eigenvalue) scaling was divided away). The learned convs stay
+    # standardized; the stem convolves with the data's whitening filters. (Not the cause of the CPU table's
+    # gn_ws stall: with the fix its first epoch still trains at chance, see results/cifar10_cpu_fast.)
     images = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.1
     images = images + torch.randn(64, 3, 1, 1, generator=torch.Generator().manual_seed(2))  # a shared brightness
     net = AirbenchNet(widths=[16, 32, 32], norm="gn", weight_std=True, whiten_stem=True)
