@@ -92,6 +92,9 @@ def overview(prog: str = "trickbench") -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "trickbench") -> None:
+    from trickbench import signals
+
+    signals.hold()  # first: a SLURM time-limit warning during start-up waits for the Trainer's handler
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv in (["-h"], ["--help"]):
         print(overview(prog))

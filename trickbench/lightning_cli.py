@@ -41,6 +41,7 @@ from callbacks.run_dir import (
     provenance,
 )
 from callbacks.run_record import RunRecord, RunRecordError, load_record
+from callbacks.signal_gate import SignalGate
 from trickbench import compat
 from trickbench.cli import configs_dir
 from trickbench.io import atomic_write_json, atomic_write_text, error_text
@@ -235,7 +236,8 @@ class TrickbenchCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The configured Trainer (config.yaml lists its callbacks and plugins, `resolve_trainer_defaults`), plus
         what derives from --run_dir: default_root_dir, a ModelCheckpoint's missing dirpath, the loggers of
-        `trainer.logger: null` and the run record."""
+        `trainer.logger: null` and the run record; and `SignalGate` (lets through a SLURM warning held since
+        process start, `trickbench.signals`)."""
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer_cfg = init.get("trainer") or {}
         run_dir = Path(self._cfg().run_dir)
@@ -255,7 +257,8 @@ class TrickbenchCLI(LightningCLI):
         for c in callbacks:  # a ModelCheckpoint without a dirpath saves into the run directory
             if isinstance(c, ModelCheckpoint) and c.dirpath is None:
                 c.dirpath = str(run_dir / "checkpoints")
-        kwargs["callbacks"] = callbacks + [RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance())]
+        kwargs["callbacks"] = callbacks + [RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()),
+                                           SignalGate()]  # fmt: skip
         return plain_summary(super().instantiate_trainer(**kwargs))
 
     def _wandb_run_id(self, run_dir: Path) -> str:

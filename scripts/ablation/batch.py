@@ -62,6 +62,9 @@ def run_one(entry: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trickbench import signals
+
+    signals.hold()  # as `trickbench.cli.main`: a SLURM warning waits for the Trainer's handler
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m scripts.ablation.batch MANIFEST.json", file=sys.stderr)
