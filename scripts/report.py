@@ -5,6 +5,8 @@
 Only runs whose metrics.json says "completed" are counted; the others are listed under the table.
 The output depends only on the runs' metrics.json files (and plan.json), so the same runs always give
 byte-identical files: no dates, no absolute paths, sorted keys, PNG written without a Software tag.
+The report's `raw/` (each counted run's metrics.json, definition.json and CSV log, and plan.json) is itself a run
+folder: `python -m scripts.report results/X/raw --out OTHER` gives the same report (tests/test_report.py).
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
     if incomplete:
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
     lines += ["", "Machine and code of the counted runs (from each run's provenance):", *machines((runs or []) + pre)]
-    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (the val metric per epoch, or the train metric when the runs do not validate), `raw/` (each run's metrics.json and CSV log).", ""]
+    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (the val metric per epoch, or the train metric when the runs do not validate), `raw/` (each run's metrics.json, definition.json and CSV log; itself a run folder that regenerates this report).", ""]
     return "\n".join(lines)
 
 
@@ -312,10 +314,18 @@ def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> byte
     return _png(fig)
 
 
+def csv_log(run: Run) -> Path | None:
+    """The run's CSV log: `csv/metrics.csv` in a run directory, `metrics.csv` in a report's raw/ copy."""
+    for path in (run.path / "csv" / "metrics.csv", run.path / "metrics.csv") if run.path else ():
+        if path.is_file():
+            return path
+    return None
+
+
 def epoch_curve(run: Run, metric: str) -> dict[int, float]:
-    """epoch -> `metric` from the run's CSV log (`csv/metrics.csv`, one row per logged step or epoch)."""
-    path = run.path / "csv" / "metrics.csv" if run.path else None
-    if path is None or not path.is_file():
+    """epoch -> `metric` from the run's CSV log (one row per logged step or epoch)."""
+    path = csv_log(run)
+    if path is None:
         return {}
     curve: dict[int, float] = {}
     with open(path, newline="") as fh:
@@ -380,6 +390,8 @@ def power_markdown(name: str, rows: list[dict], baseline: str, scale: float, del
 
 def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline",
                  power_delta: float | None = None) -> list[dict]:  # fmt: skip
+    if root.resolve() == (out / "raw").resolve():
+        raise SystemExit(f"error: {root} is the raw/ folder this report would replace; write the report elsewhere")
     plan, runs, pre, incomplete = collect(root)
     if not runs:
         raise SystemExit(f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
@@ -405,9 +417,11 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
     for r in runs + pre:
         atomic_write_text(out / "raw" / r.label / "metrics.json", r.raw)
-        log = r.path / "csv" / "metrics.csv" if r.path else None
-        if log is not None and log.is_file():  # the curves' source, verbatim
+        log = csv_log(r)
+        if log is not None:  # the curves' source, verbatim
             atomic_write_text(out / "raw" / r.label / "metrics.csv", log.read_text())
+        if r.path is not None and (r.path / "definition.json").is_file():  # what the run ran (header, staleness)
+            atomic_write_text(out / "raw" / r.label / "definition.json", (r.path / "definition.json").read_text())
     if power_delta is not None:
         atomic_write_text(out / "power.md", power_markdown(name, rows, baseline, scale, power_delta))
     if plan:

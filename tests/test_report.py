@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,30 @@ def test_same_runs_give_byte_identical_reports(tmp_path: Path) -> None:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     png = (tmp_path / "a" / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"matplotlib" not in png
+
+
+def test_raw_copy_is_a_run_folder_that_regenerates_the_report(tmp_path: Path) -> None:
+    """The committed raw/ (the counted runs' metrics.json, definition.json and CSV log, and plan.json) rebuilds the
+    report: a sweep whose run folders are gone can still be re-reported, or merged with runs added later."""
+    make_runs(tmp_path / "runs")
+    shutil.rmtree(tmp_path / "runs" / "short" / "seed1")  # raw/ holds the counted runs only, not failed ones
+    for d in (tmp_path / "runs").glob("*/seed*"):
+        (d / "csv").mkdir()
+        (d / "csv" / "metrics.csv").write_text(f"epoch,step,val/acc\n0,9,0.5\n1,19,{0.6 + int(d.name[4:]) / 100}\n")
+        d.joinpath("definition.json").write_text(json.dumps({"base": ["b.yaml"], "overrides": ["--x=1"]}))
+    report.write_report(tmp_path / "runs", tmp_path / "a")
+    raw = tmp_path / "a" / "raw"
+    assert (raw / "better" / "seed2" / "definition.json").read_bytes() == (
+        tmp_path / "runs" / "better" / "seed2" / "definition.json").read_bytes()  # fmt: skip
+    assert "All counted runs ran base configs `b.yaml` with overrides `--x=1`." in (tmp_path / "a" / "report.md").read_text()
+    report.write_report(raw, tmp_path / "b")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert "curves.png" in {str(f) for f in files}
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    with pytest.raises(SystemExit, match="raw/ folder this report would replace"):
+        report.write_report(raw, tmp_path / "a")
+    assert (raw / "plan.json").is_file()  # refused before anything was removed
 
 
 def test_forest_plot_points_are_the_per_seed_paired_differences(tmp_path: Path) -> None:
