@@ -287,9 +287,30 @@ def paired_differences(rows: list[dict], baseline: str) -> dict[str, list[float]
             for r in rows if r["arm"] != baseline}  # fmt: skip
 
 
+OFF_SCALE = 4.0  # an arm reaching this many times further from zero than every other arm is drawn off scale
+
+
+def forest_range(arms: list[dict], diffs: dict[str, list[float]]) -> tuple[float, set[str]]:
+    """(half-width of the forest plot's x-axis, arms drawn off scale). An arm whose interval and dots reach more
+    than OFF_SCALE times further from zero than every other arm's would squash the others into a line (a
+    -32-point arm beside 1-point tricks); it is drawn as an arrow at the axis edge with its numbers instead."""
+    extent = {}
+    for r in arms:
+        values = [abs(v) for v in [*diffs[r["arm"]], r["paired_delta"], r["paired_low"], r["paired_high"]]
+                  if not math.isnan(v)]  # fmt: skip
+        extent[r["arm"]] = max(values, default=0.0)
+    order = sorted(extent, key=lambda a: extent[a], reverse=True)
+    off = set()
+    while len(order) - len(off) >= 2 and extent[order[len(off)]] > OFF_SCALE * extent[order[len(off) + 1]]:
+        off.add(order[len(off)])
+    inside = [extent[a] for a in order if a not in off]
+    return 1.08 * max(inside, default=0.0) or 1.0, off
+
+
 def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> bytes:
     """Forest plot: each arm's paired delta vs the baseline with its 95% t interval, the per-seed differences as
-    dots, and the zero line; arms top to bottom in plan order. Byte-identical for the same rows."""
+    dots, and the zero line; arms top to bottom in plan order; far-out arms at the edge (`forest_range`).
+    Byte-identical for the same rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,9 +318,17 @@ def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> byte
 
     diffs = paired_differences(rows, baseline)
     arms = [r for r in rows if r["arm"] != baseline]
-    fig, ax = plt.subplots(figsize=(6.0, max(2.2, 0.42 * len(arms) + 1.2)), dpi=110)
+    half, off = forest_range(arms, diffs)
+    fig, ax = plt.subplots(figsize=(7.2, max(2.2, 0.42 * len(arms) + 1.2)), dpi=110)
     for i, r in enumerate(arms):
         y = len(arms) - 1 - i
+        if r["arm"] in off:  # an arrow at the axis edge on its side, its numbers beside it
+            side = 1.0 if r["paired_delta"] > 0 else -1.0
+            ax.plot([side * 0.97 * half * scale], [y], ">" if side > 0 else "<", color="#c44e52", markersize=8)
+            lo, mid, hi = (r[k] * scale for k in ("paired_low", "paired_delta", "paired_high"))
+            ax.text(side * 0.92 * half * scale, y, f"{mid:+.2f} [{lo:+.2f}, {hi:+.2f}], off scale", fontsize=8,
+                    ha="right" if side > 0 else "left", va="center", color="#c44e52")  # fmt: skip
+            continue
         ax.plot([d * scale for d in diffs[r["arm"]]], [y] * len(diffs[r["arm"]]), ".", color="#999999", markersize=5)
         if not math.isnan(r["paired_delta"]):
             lo, hi = r["paired_low"], r["paired_high"]
@@ -307,6 +336,7 @@ def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> byte
                 ax.plot([lo * scale, hi * scale], [y, y], "-", color="#4c72b0", linewidth=2)
             ax.plot([r["paired_delta"] * scale], [y], "o", color="#4c72b0", markersize=6)
     ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlim(-half * scale, half * scale)
     ax.set_yticks(range(len(arms)), [f"{r['arm']} (n={r['n_pairs']})" for r in reversed(arms)])
     unit = " (points)" if scale == 100 else ""
     ax.set_xlabel(f"paired difference vs {baseline}{unit}: mean, 95% t interval, seeds")

@@ -155,6 +155,22 @@ def test_forest_plot_points_are_the_per_seed_paired_differences(tmp_path: Path) 
     assert png != (tmp_path / "out" / "chart.png").read_bytes()
 
 
+def test_forest_range_puts_only_a_far_out_arm_off_scale() -> None:
+    """A -32-point arm beside 1-point tricks would squash them into a line: it goes to the edge, the axis fits
+    the rest; arms of comparable reach stay on scale together."""
+    arms = [{"arm": "a", "paired_delta": -0.003, "paired_low": -0.006, "paired_high": 0.0},
+            {"arm": "b", "paired_delta": 0.0075, "paired_low": 0.0016, "paired_high": 0.0134},
+            {"arm": "one_seed", "paired_delta": -0.009, "paired_low": math.nan, "paired_high": math.nan},
+            {"arm": "far", "paired_delta": -0.317, "paired_low": -0.394, "paired_high": -0.24}]  # fmt: skip
+    diffs = {"a": [-0.001, -0.005], "b": [0.002, 0.013], "one_seed": [-0.009], "far": [-0.22, -0.38]}
+    half, off = report.forest_range(arms, diffs)
+    assert off == {"far"} and half == pytest.approx(1.08 * 0.0134)
+    assert report.forest_range(arms[:3], diffs) == (pytest.approx(1.08 * 0.0134), set())
+    arms.append({"arm": "far2", "paired_delta": -0.2, "paired_low": -0.25, "paired_high": -0.15})
+    diffs["far2"] = [-0.18, -0.22]
+    assert report.forest_range(arms, diffs) == (pytest.approx(1.08 * 0.394), set())  # 0.394 < 4 x 0.25
+
+
 def test_report_on_other_metric_and_without_plan(tmp_path: Path) -> None:
     make_runs(tmp_path / "runs")
     (tmp_path / "runs" / "plan.json").unlink()

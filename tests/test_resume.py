@@ -81,6 +81,12 @@ def trace(run: Path) -> dict[int, dict]:
     return {r["step"]: r for r in rows}
 
 
+def csv_rows(run: Path) -> set[tuple]:
+    """The CSV log's rows, each as its non-empty (column, value) pairs."""
+    with open(run / "csv" / "metrics.csv") as fh:
+        return {tuple(sorted((k, v) for k, v in r.items() if v)) for r in csv.DictReader(fh)}
+
+
 def train_acc_by_epoch(run: Path) -> dict[str, str]:
     with open(run / "csv" / "metrics.csv") as fh:
         return {r["epoch"]: r["train/acc"] for r in csv.DictReader(fh) if r.get("train/acc")}
@@ -187,3 +193,8 @@ def test_sigterm_checkpoints_records_interrupted_exits_143_and_resumes_bitwise(s
     assert trace(run) == trace(straight)
     final = json.loads((run / "metrics.json").read_text())
     assert final["status"] == "completed" and "signal" not in final and len(final["segments"]) == 2
+    # The CSV log holds every row the uninterrupted run logged, those of steps 0-5 (before the stop) included:
+    # Lightning's CSV writer deleted an existing metrics.csv when the resumed process started.
+    early = {row for row in csv_rows(straight) if int(dict(row)["step"]) < 6}
+    assert len(early) >= 5 and early <= csv_rows(run)
+    assert csv_rows(straight) <= csv_rows(run)

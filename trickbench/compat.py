@@ -19,6 +19,8 @@ run with an error naming it instead of silently changing what a run does.
 | `strategy.lr_scheduler_configs` (mutated)            | LRWarmup wraps the configured schedulers        | none                   |
 | logger `lightning.pytorch.utilities.rank_zero`       | `quiet_lightning`: drop the "💡 Tip:" adverts   | none (no option)       |
 |                                                      | (litlogger / litmodels) from every run          |                        |
+| CSV `ExperimentWriter.metrics_keys`,                 | `ResumableCSVLogger` writes back a resumed run's| none (the writer       |
+|   `.metrics_file_path` (checked where used)          | earlier rows and their header (csv_log.py)      | deletes the file)      |
 
 Replaced by public API (kept here as the record): `LightningCLI._instantiate_trainer` (now the public
 `instantiate_trainer`), `trainer._logger_connector.should_update_logs` (now `trainer.global_step` and

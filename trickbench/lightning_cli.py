@@ -25,7 +25,7 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -44,6 +44,7 @@ from callbacks.run_record import RunRecord, RunRecordError, load_record
 from callbacks.signal_gate import SignalGate
 from trickbench import compat
 from trickbench.cli import configs_dir
+from trickbench.csv_log import ResumableCSVLogger
 from trickbench.io import atomic_write_json, atomic_write_text, error_text
 
 DEFAULTS_YAML = configs_dir() / "trainer" / "default.yaml"  # applied before every config
@@ -244,7 +245,7 @@ class TrickbenchCLI(LightningCLI):
         kwargs["default_root_dir"] = str(run_dir)
         if trainer_cfg.get("logger") in (None, True):
             wb = self._cfg().wandb
-            kwargs["logger"] = [CSVLogger(str(run_dir), name="csv", version="")]
+            kwargs["logger"] = [ResumableCSVLogger(str(run_dir))]  # keeps earlier segments' rows on resume
             # WANDB_MODE=disabled: no WandbLogger at all. A disabled one still imports wandb and starts a dummy
             # run (~0.5 s CPU per process, measured on this 2-core Xeon) and logs nowhere.
             if wandb_mode() != "disabled":
