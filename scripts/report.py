@@ -379,15 +379,22 @@ def arm_curves(runs: list[Run], metric: str) -> dict[str, dict[int, float]]:
 
 
 def curves_png(name: str, curves: dict[str, dict[int, float]], metric: str, baseline: str, scale: float) -> bytes:
-    """Each arm's mean `metric` per epoch (from the CSV logs); the baseline in grey."""
+    """Each arm's mean `metric` per epoch (from the CSV logs); the baseline black, thick and on top, the arms in
+    tab10 colours without its grey, dashed after the first nine."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colours = [c for c in plt.get_cmap("tab10").colors if len(set(c)) > 1]  # tab10's grey reads as the baseline
     fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=110)
-    for arm, curve in curves.items():
-        style = {"color": "#888888", "linewidth": 2.5} if arm == baseline else {"linewidth": 1.2}
+    arms = [a for a in curves if a != baseline]
+    for i, arm in enumerate(arms + [baseline] if baseline in curves else arms):
+        if arm == baseline:
+            style = {"color": "black", "linewidth": 2.5, "zorder": 3}
+        else:
+            style = {"color": colours[i % len(colours)], "linewidth": 1.2, "linestyle": "-" if i < len(colours) else "--"}
+        curve = curves[arm]
         ax.plot([e + 1 for e in curve], [v * scale for v in curve.values()], marker=".", label=arm, **style)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric}, mean over seeds" + (" (%)" if scale == 100 else ""))
