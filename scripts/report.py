@@ -326,7 +326,8 @@ def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> byte
             side = 1.0 if r["paired_delta"] > 0 else -1.0
             ax.plot([side * 0.97 * half * scale], [y], ">" if side > 0 else "<", color="#c44e52", markersize=8)
             lo, mid, hi = (r[k] * scale for k in ("paired_low", "paired_delta", "paired_high"))
-            ax.text(side * 0.92 * half * scale, y, f"{mid:+.2f} [{lo:+.2f}, {hi:+.2f}], off scale", fontsize=8,
+            interval = f" [{lo:+.2f}, {hi:+.2f}]" if not (math.isnan(lo) or math.isnan(hi)) else ""  # 1 seed: none
+            ax.text(side * 0.92 * half * scale, y, f"{mid:+.2f}{interval}, off scale", fontsize=8,
                     ha="right" if side > 0 else "left", va="center", color="#c44e52")  # fmt: skip
             continue
         ax.plot([d * scale for d in diffs[r["arm"]]], [y] * len(diffs[r["arm"]]), ".", color="#999999", markersize=5)

@@ -43,7 +43,6 @@ class ResumableCSVLogger(CSVLogger):
 
     def __init__(self, save_dir: str, name: str = "csv") -> None:
         super().__init__(save_dir, name=name, version="")
-        self.restored_rows = 0  # rows of earlier segments written back when the writer started
         self._started = False
 
     @property
@@ -68,5 +67,4 @@ class ResumableCSVLogger(CSVLogger):
             out.writerows(rows)
             atomic_write_text(path, buf.getvalue())
             writer.metrics_keys = list(header)  # later saves append, widening the header when keys are new
-            self.restored_rows = len(rows)
         return writer

@@ -51,10 +51,13 @@ def take(plan: Plan, job: Job, raw: Path, out: Path) -> str:
     """Copy one run's record, definition and CSV log into `out`; returns where it came from."""
     new, old = job.run_dir, raw / job.label
     new_rec, old_rec = finished(new), finished(old)
-    if new_rec is not None and old_rec is not None:  # the raw/ record placed in the runs folder: not a rerun
-        new_rec = (
-            None if (new / "metrics.json").read_bytes() == (old / "metrics.json").read_bytes() else new_rec
-        )
+    copied = (
+        new_rec is not None
+        and old_rec is not None
+        and (new / "metrics.json").read_bytes() == (old / "metrics.json").read_bytes()
+    )
+    if copied:  # the raw/ record placed in the runs folder so the sweep skips it: not a rerun
+        new_rec = None
     target = out / plan.name / job.label
     target.mkdir(parents=True)
     if new_rec is not None:
@@ -79,9 +82,7 @@ def take(plan: Plan, job: Job, raw: Path, out: Path) -> str:
         raise SystemExit(
             f"{job.label}: a config file changed since {commit}; cannot recompute its definition"
         )
-    argv = old_rec["provenance"][
-        "argv"
-    ]  # what the run's process was started with (a resume adds --ckpt_path)
+    argv = old_rec["provenance"]["argv"]  # the run's process's arguments (a resume adds --ckpt_path)
     ran = [a for a in argv[argv.index("fit") + 1 :] if not a.startswith("--ckpt_path")]
     planned = job_command(plan, job, None, write=False)
     if ran != planned[planned.index("fit") + 1 :]:
