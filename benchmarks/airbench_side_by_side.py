@@ -3,7 +3,7 @@
     python -m benchmarks.airbench_side_by_side --data_dir DATA [--runs N] [--accept_nonoriginal]
 
 Each run pairs one airbench94 training (the `airbench` package's `train94`, unchanged) with one
-`python -m scripts.train fit --config configs/cifar10_fast.yaml`, both as child processes started
+`trickbench fit --config configs/cifar10_fast.yaml`, both as child processes started
 together (on a CPU with one thread each, so both see the same machine; the pair order alternates
 between runs). Each side's CPU seconds (user + sys of its whole process, from `os.wait4`) and wall
 seconds are recorded with its test accuracy, and the ratios trickbench / airbench.
@@ -115,14 +115,14 @@ def write_airbench_data(data_dir: Path, accept_nonoriginal: bool, work: Path) ->
     """The DataModule's CIFAR-10 images in airbench's format (uint8 NHWC + labels + class names)."""
     import torch
 
-    from datamodules import CIFAR10DataModule
+    from trickbench.datamodules import CIFAR10DataModule
 
     dm = CIFAR10DataModule(str(data_dir), val_size=0, accept_nonoriginal=accept_nonoriginal, alternating_flip=False)
     dm.setup("fit")
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     (work / "cifar10").mkdir(parents=True, exist_ok=True)
     # val_size 0 still permutes the training set (seeded_split); sort back to the files' order.
-    from datamodules.cifar10 import read_batch
+    from trickbench.datamodules.cifar10 import read_batch
 
     for name, files in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
         parts = [read_batch(dm.folder / f) for f in files]
@@ -178,7 +178,7 @@ def main() -> None:
     import torch
 
     from benchmarks.common import save
-    from callbacks.run_dir import provenance
+    from trickbench.callbacks.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 
@@ -191,7 +191,7 @@ def main() -> None:
     runs = []
     for k in range(args.runs):
         run_dir = work / f"trickbench_run{k}"
-        tb_cmd = [sys.executable, "-m", "scripts.train", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
+        tb_cmd = [sys.executable, "-m", "trickbench", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
                   "--data.init_args.data_dir", args.data_dir, "--seed_everything", str(k), "--run_dir", str(run_dir),
                   "--overwrite", "true", *precision,
                   *(["--data.init_args.accept_nonoriginal", "true"] if args.accept_nonoriginal else []),

@@ -49,7 +49,7 @@ def slug(name: str) -> str:
 
 
 def fit_cmd(files: list[str], run_dir: Path, data_dir: str, nonorig: bool, extra: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "scripts.train", "fit"]
+    cmd = [sys.executable, "-m", "trickbench", "fit"]
     for f in files:
         cmd += ["--config", f]
     cmd += ["--data.init_args.data_dir", data_dir, "--run_dir", str(run_dir), "--trainer.precision", "32-true",
@@ -82,8 +82,8 @@ def live_vs_final(run_dir: Path, data_dir: str) -> dict[str, float] | None:
     """Test accuracy (config's TTA) of the final and the live weights of a classifier run."""
     import torch
 
-    from callbacks.averaging import live_weights
-    from scripts.score_gan import load_run
+    from trickbench.callbacks.averaging import live_weights
+    from trickbench.scripts.score_gan import load_run
 
     model, dm = load_run(run_dir, data_dir=data_dir)
     if not hasattr(model, "eval_logits"):
@@ -115,7 +115,7 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
     if name == "trick:kd":  # the fragment with the teacher's checkpoint and net filled in (as scripts.ablate does)
         import yaml
 
-        from scripts.ablate import _fill_teacher
+        from trickbench.scripts.ablate import _fill_teacher
         from trickbench.io import atomic_write_text
 
         teacher = work / "kd_teacher"
@@ -160,7 +160,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from benchmarks.common import save
-    from callbacks.run_dir import provenance
+    from trickbench.callbacks.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from benchmarks.common import RESULTS, save_with_machine, table
-from lightning_modules.nets import AirbenchNet
+from trickbench.lightning_modules.nets import AirbenchNet
 
 # Read from the preset itself, so the benchmark measures the net and batch the preset trains.
 PRESET = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/cifar10_cpu_fast.yaml").read_text())

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "cli_help"
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
-    "python -m scripts.train --help": [sys.executable, "-m", "scripts.train", "--help"],
+    "trickbench --help": [sys.executable, "-m", "trickbench", "--help"],
     "trickbench --help (python -m trickbench.cli)": [sys.executable, "-m", "trickbench.cli", "--help"],
-    "python -m scripts.train fit --help": [sys.executable, "-m", "scripts.train", "fit", "--help"],
+    "trickbench fit --help": [sys.executable, "-m", "trickbench", "fit", "--help"],
 }
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     from benchmarks.common import provenance_lines, save
-    from callbacks.run_dir import provenance
+    from trickbench.callbacks.run_dir import provenance
 
     prov = provenance()
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}

@@ -28,7 +28,7 @@ from torchvision import transforms as T
 from torchvision.datasets import CIFAR10
 
 from benchmarks.common import RESULTS, median, save_with_machine, table
-from datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD, CIFAR10DataModule
+from trickbench.datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD, CIFAR10DataModule
 
 NAME = "data_path"  # results go to results/bench/<NAME>/
 

@@ -36,7 +36,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, update_bn
 
-from callbacks.averaging import ema_decay, float_state, lerp_into
+from trickbench.callbacks.averaging import ema_decay, float_state, lerp_into
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "ema_variants"
@@ -109,14 +109,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from benchmarks.common import save
-    from callbacks.run_dir import provenance
+    from trickbench.callbacks.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
-    base = [sys.executable, "-m", "scripts.train", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
+    base = [sys.executable, "-m", "trickbench", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
             "--data.init_args.data_dir", args.data_dir, "--trainer.max_epochs", str(args.epochs),
             "--trainer.max_steps", "-1", "--overwrite", "true",
             *([] if torch.cuda.is_available() else ["--trainer.precision", "32-true"]),
@@ -128,7 +128,7 @@ def main() -> None:
 
     preset = yaml.safe_load((REPO / "configs/cifar10_fast.yaml").read_text())
     callbacks = preset["trainer"]["callbacks"]
-    swapped = [c for c in callbacks if c["class_path"] != "callbacks.Lookahead"]
+    swapped = [c for c in callbacks if c["class_path"] != "trickbench.callbacks.Lookahead"]
     if len(swapped) != len(callbacks) - 1:
         raise SystemExit("configs/cifar10_fast.yaml no longer has exactly one callbacks.Lookahead; update this benchmark")
     preset["trainer"]["callbacks"] = swapped + [{"class_path": "benchmarks.ema_variants.Shadows",
@@ -147,7 +147,7 @@ def main() -> None:
             raise SystemExit(f"{name} failed (exit {proc.returncode}); see {work / f'{name}.log'}")
     records = {name: json.loads((work / name / "metrics.json").read_text()) for name in cmds}
     # The Lookahead run's final weights without TTA: a `test` of its checkpoint (writes into lookahead/eval/).
-    test_cmd = [sys.executable, "-m", "scripts.train", "test", "--config", str(work / "lookahead" / "config.yaml"),
+    test_cmd = [sys.executable, "-m", "trickbench", "test", "--config", str(work / "lookahead" / "config.yaml"),
                 "--run_dir", str(work / "lookahead"), "--ckpt_path", "last", "--model.init_args.tta_flip", "false",
                 "--model.init_args.tta_translate", "false"]  # fmt: skip
     subprocess.run(test_cmd, cwd=REPO, env=env, check=True, stdout=(work / "lookahead_test.log").open("w"),

@@ -2,7 +2,7 @@
 
 For each run directory: test accuracy on the full test split, with the run's configured TTA, of the weights the
 run reports (its Lookahead / EMA average) and of the optimizer's own live weights kept in the same checkpoint
-(`callbacks.averaging.live_weights`). The fast preset's target (issue: the final weights score at least the
+(`trickbench.callbacks.averaging.live_weights`). The fast preset's target (issue: the final weights score at least the
 live ones) is read off this table, not off a shortened run.
 
     OMP_NUM_THREADS=1 python -m benchmarks.final_vs_live RUN [RUN ...] --data_dir DATA
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data_dir", default=None, help="replaces the runs' data_dir (data moved since)")
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
-    from callbacks.run_dir import provenance
+    from trickbench.callbacks.run_dir import provenance
 
     prov = provenance()
     rows = []

@@ -1,7 +1,7 @@
 """Benchmark 4: one script for a short GPU session (< 8 min including compilation).
 
 Part A, fast preset time to accuracy: `configs/cifar10_fast.yaml` trained `--runs` times (seeds 0..n-1),
-each in its own `scripts.train` process; reports test accuracy and fit seconds as mean ± std (the
+each in its own `trickbench` process; reports test accuracy and fit seconds as mean ± std (the
 first run also pays torch.compile; later runs reuse Inductor's on-disk cache). Stops starting runs once
 `--fast_budget_s` is spent. Part B, ResNet-18 training throughput (images/s) through the template
 (Classifier + device-resident random CIFAR-shaped data) under 32-true, bf16-mixed, bf16-mixed+compile.
@@ -25,12 +25,12 @@ import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from benchmarks.common import save_with_machine, table
-from datamodules.augment import to_float
-from datamodules.base import TensorDataModule
-from datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD
-from lightning_modules import Classifier
-from lightning_modules.nets import ResNet18
-from scripts.ablation.stats import mean_std
+from trickbench.datamodules.augment import to_float
+from trickbench.datamodules.base import TensorDataModule
+from trickbench.datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD
+from trickbench.lightning_modules import Classifier
+from trickbench.lightning_modules.nets import ResNet18
+from trickbench.scripts.ablation.stats import mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"32-true": ("32-true", False), "bf16-mixed": ("bf16-mixed", False), "bf16+compile": ("bf16-mixed", "auto")}
@@ -46,7 +46,7 @@ def fast_runs(args: argparse.Namespace) -> list[dict]:
             print(f"fast preset: budget of {args.fast_budget_s} s spent after {len(runs)} runs", flush=True)
             break
         run_dir = Path(args.out) / f"fast_seed{seed}"
-        cmd = [sys.executable, "-m", "scripts.train", "fit", "--config", "configs/cifar10_fast.yaml",
+        cmd = [sys.executable, "-m", "trickbench", "fit", "--config", "configs/cifar10_fast.yaml",
                "--data.init_args.data_dir", args.data_dir, "--data.init_args.accept_nonoriginal", "true",
                "--seed_everything", str(seed), "--run_dir", str(run_dir), "--trainer.enable_progress_bar", "false",
                "--trainer.logger", "false", *(TINY_FAST if args.tiny else [])]  # fmt: skip

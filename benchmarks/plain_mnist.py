@@ -1,6 +1,6 @@
 """The hand-written PyTorch loop that `benchmarks.time_to_acc` races the template against.
 
-Plain torch + numpy + PyYAML and the project's own nets (`lightning_modules.nets` imports without Lightning),
+Plain torch + numpy + PyYAML and the project's own nets (`trickbench.lightning_modules.nets` imports without Lightning),
 so its process start-up is what a researcher's own script would pay. It reads the *same* YAML recipe as the template run
 (net, epochs, batch size, Adam lr, OneCycleLR max_lr, label smoothing, val hold-out, seed) and
 does the same work: train on the seeded 55k split, evaluate the 5k hold-out after every epoch,
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from lightning_modules.nets import MLP, SmallCNN
+from trickbench.lightning_modules.nets import MLP, SmallCNN
 
 MEAN, STD = 0.1307, 0.3081
 

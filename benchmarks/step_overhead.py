@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from benchmarks.common import RESULTS, median, save_with_machine, table
-from datamodules.augment import to_float
-from datamodules.base import TensorDataModule
-from lightning_modules import Classifier
-from lightning_modules.nets import MLP
+from trickbench.datamodules.augment import to_float
+from trickbench.datamodules.base import TensorDataModule
+from trickbench.lightning_modules import Classifier
+from trickbench.lightning_modules.nets import MLP
 
 MEAN, STD = (0.1307,), (0.3081,)
 NAME = "step_overhead"  # results go to results/bench/<NAME>/

@@ -2,7 +2,7 @@
 
 Both sides are separate subprocesses started by this script and timed from outside (process start
 to exit: imports, data loading, training, per-epoch validation, final test). The template side is
-the ordinary CLI (`python -m scripts.train fit --config <recipe>`, W&B disabled, its default CSV
+the ordinary CLI (`trickbench fit --config <recipe>`, W&B disabled, its default CSV
 logger, checkpointing, progress bar and post-fit test); the plain side is `benchmarks/plain_mnist.py`
 with the same recipe. Sides alternate (and swap which goes first) so machine load hits both alike.
 
@@ -47,7 +47,7 @@ def _run(cmd: list[str]) -> tuple[float, float, str]:
 
 def run_template(config: str, data_dir: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
-        cmd = [sys.executable, "-m", "scripts.train", "fit", "--config", config,
+        cmd = [sys.executable, "-m", "trickbench", "fit", "--config", config,
                "--data.init_args.data_dir", data_dir, "--run_dir", run_dir, *extra]  # fmt: skip
         seconds, cpu, _ = _run(cmd)
         rec = json.loads((Path(run_dir) / "metrics.json").read_text())

@@ -31,8 +31,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class LastCheckpoint(ModelCheckpoint):
     """The run's own checkpoint, one file: `<run_dir>/checkpoints/last.ckpt`, rewritten at every epoch end (and
-    by `every_n_train_steps` when set). What `fit --ckpt_path last` resumes from and what `scripts.ensemble`,
-    `scripts.score_gan` and `test` load. A `ModelCheckpoint` keeping its one latest checkpoint under the name
+    by `every_n_train_steps` when set). What `fit --ckpt_path last` resumes from and what `trickbench.scripts.ensemble`,
+    `trickbench.scripts.score_gan` and `test` load. A `ModelCheckpoint` keeping its one latest checkpoint under the name
     `last` (save_top_k 1, no monitor, no version counter, so it overwrites itself; not `save_last` with
     save_top_k 0, which Lightning writes only when a top-k file was written, i.e. never before the end of fit);
     its own class, so a configured `ModelCheckpoint` (e.g. configs/trainer/keep_epoch_checkpoints.yaml) has a

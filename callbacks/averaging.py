@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
-from lightning_modules.ops.checks import check_range
+from trickbench.lightning_modules.ops.checks import check_range
 
 Buffers = Literal["copy", "average", "recompute"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from datamodules.base import derive_seed
+from trickbench.datamodules.base import derive_seed
 from trickbench import compat
 
 

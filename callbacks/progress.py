@@ -1,7 +1,7 @@
 """Progress without a terminal: one plain line per epoch (and every few minutes inside long epochs).
 
 A progress bar written to a file (SLURM log, `nohup`, the ablation harness) shows only its last frame,
-so without a terminal `scripts.train` uses this instead:
+so without a terminal `trickbench` uses this instead:
 
     epoch 3/10  step 1200/4000  train/loss 0.812  val/acc 0.8123  val/loss 0.551  412 img/s  elapsed 0:04:51  ETA 0:11:19
 """

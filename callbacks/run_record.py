@@ -39,7 +39,7 @@ def load_record(path: str | os.PathLike) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as err:
         raise RunRecordError(
             f"{path} is damaged ({type(err).__name__}: {err}). Move it aside (e.g. to "
-            f"{path.name}.damaged) and resume with --ckpt_path last; `scripts.ablate` does this itself."
+            f"{path.name}.damaged) and resume with --ckpt_path last; `trickbench.scripts.ablate` does this itself."
         ) from err
     if not isinstance(record, dict):
         raise RunRecordError(f"{path} does not hold a JSON object; move it aside and resume with --ckpt_path last")

@@ -2,7 +2,7 @@
 
 Lightning registers its signal handlers in `Trainer._run` just before the stage's loop, so every `on_*_start`
 hook below runs with them in place (tests/test_slurm_signal.py fails if that order changes). Between stages
-and between the runs of one process (`scripts.ablation.batch`) the handlers are removed again, so `teardown`
+and between the runs of one process (`trickbench.scripts.ablation.batch`) the handlers are removed again, so `teardown`
 holds the signal once more. A process whose entry point did not hold it (a Trainer used in-process, e.g. from
 a notebook) is left exactly as it was.
 """

@@ -18,7 +18,7 @@ from typing import Literal
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
-from lightning_modules.ops.drop_path import DropPath
+from trickbench.lightning_modules.ops.drop_path import DropPath
 
 Schedule = Literal["constant", "linear_up", "linear_down"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from lightning_modules.ops.whitening import whitening_filters
+from trickbench.lightning_modules.ops.whitening import whitening_filters
 
 
 class PatchWhitening(Callback):

@@ -1,11 +1,11 @@
-"""DataModules sharing one batch contract `(x, y)`; see `datamodules.base`."""
+"""DataModules sharing one batch contract `(x, y)`; see `trickbench.datamodules.base`."""
 
-from datamodules.base import TensorDataModule, TensorLoader
-from datamodules.cifar10 import CIFAR10DataModule
-from datamodules.integrity import DatasetError
-from datamodules.mnist import MNISTDataModule
-from datamodules.rollouts import RolloutDataModule
-from datamodules.synthetic import SyntheticRegressionDataModule
+from trickbench.datamodules.base import TensorDataModule, TensorLoader
+from trickbench.datamodules.cifar10 import CIFAR10DataModule
+from trickbench.datamodules.integrity import DatasetError
+from trickbench.datamodules.mnist import MNISTDataModule
+from trickbench.datamodules.rollouts import RolloutDataModule
+from trickbench.datamodules.synthetic import SyntheticRegressionDataModule
 
 __all__ = [
     "CIFAR10DataModule",

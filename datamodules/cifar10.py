@@ -8,9 +8,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
-from datamodules.integrity import DatasetError, load_pickle
-from datamodules.released import ReleasedDataModule
+from trickbench.datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
+from trickbench.datamodules.integrity import DatasetError, load_pickle
+from trickbench.datamodules.released import ReleasedDataModule
 
 # Same (file, md5) lists torchvision checks; copied so reading never imports the downloader.
 CIFAR10_MD5 = {
@@ -71,7 +71,7 @@ class CIFAR10DataModule(ReleasedDataModule):
     dataset = "CIFAR-10"
     mean_std = (CIFAR10_MEAN, CIFAR10_STD)
     missing_hint = ("Set download=True to fetch it, or build it from a folder of the images with "
-                    "`python -m scripts.cifar_folder build IMAGES <data_dir>` (then accept_nonoriginal=True).")  # fmt: skip
+                    "`trickbench data build IMAGES <data_dir>` (then accept_nonoriginal=True).")  # fmt: skip
 
     def __init__(
         self,

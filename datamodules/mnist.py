@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from datamodules.augment import batch_hflip, batch_random_crop, to_float
-from datamodules.integrity import DatasetError, check_same_length, tensor_from_buffer
-from datamodules.released import ReleasedDataModule
+from trickbench.datamodules.augment import batch_hflip, batch_random_crop, to_float
+from trickbench.datamodules.integrity import DatasetError, check_same_length, tensor_from_buffer
+from trickbench.datamodules.released import ReleasedDataModule
 
 # md5 of the uncompressed LeCun files (torchvision only lists the .gz archives).
 MNIST_MD5 = {

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from datamodules.augment import to_float
-from datamodules.base import TensorDataModule, seeded_split
-from datamodules.integrity import DatasetError, check_files, fingerprint, require_folder
+from trickbench.datamodules.augment import to_float
+from trickbench.datamodules.base import TensorDataModule, seeded_split
+from trickbench.datamodules.integrity import DatasetError, check_files, fingerprint, require_folder
 
 
 class ReleasedDataModule(TensorDataModule):

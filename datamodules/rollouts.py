@@ -20,8 +20,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from lightning_modules.ops.checks import check_range
-from lightning_modules.ops.returns import gae
+from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.lightning_modules.ops.returns import gae
 
 
 class Agent(Protocol):

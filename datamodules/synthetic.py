@@ -7,8 +7,8 @@ from typing import Literal
 
 import torch
 
-from datamodules.base import TensorDataModule
-from lightning_modules.ops.checks import check_range
+from trickbench.datamodules.base import TensorDataModule
+from trickbench.lightning_modules.ops.checks import check_range
 
 
 def make_regression(

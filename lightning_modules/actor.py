@@ -3,7 +3,7 @@
 PPO (Schulman et al. 2017) by default: clipped probability-ratio objective, MSE value loss, an
 entropy bonus and an optional KL penalty to the rollout policy. `clip_eps: null` turns the policy
 term into the plain score-function gradient, i.e. REINFORCE with a baseline (use it with
-`gae_lambda: 1.0, update_epochs: 1` in `datamodules.RolloutDataModule`, which collects the data).
+`gae_lambda: 1.0, update_epochs: 1` in `trickbench.datamodules.RolloutDataModule`, which collects the data).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.distributions import Categorical
 
-from lightning_modules import optim
-from lightning_modules.ops.checks import check_range
+from trickbench.lightning_modules import optim
+from trickbench.lightning_modules.ops.checks import check_range
 
 
 def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantage: torch.Tensor,

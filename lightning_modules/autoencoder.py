@@ -16,8 +16,8 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from lightning_modules import optim
-from lightning_modules.ops.checks import check_range, require_unnormalized
+from trickbench.lightning_modules import optim
+from trickbench.lightning_modules.ops.checks import check_range, require_unnormalized
 
 
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -42,7 +42,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class AutoEncoder(LightningModule):
     """x -> encoder -> code -> decoder -> logits. Logs `{stage}/loss` (= `recon`, per image).
 
-    Image-grid hook used by `callbacks.samples.SampleGrids`: `image_grids(x) -> {name: images in [0, 1]}`.
+    Image-grid hook used by `trickbench.callbacks.samples.SampleGrids`: `image_grids(x) -> {name: images in [0, 1]}`.
 
     Args:
         encoder: image -> code (e.g. lightning_modules.nets.ConvEncoder or MLP)

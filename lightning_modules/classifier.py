@@ -11,9 +11,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_modules import optim
-from lightning_modules.ops.checks import check_range
-from lightning_modules.ops.tta import tta_logits
+from trickbench.lightning_modules import optim
+from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.lightning_modules.ops.tta import tta_logits
 
 # (x, logits, targets) -> scalar. targets are class ids, or soft targets (N, C) under mixup.
 LossTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -165,7 +165,7 @@ class Classifier(LightningModule):
         if getattr(self.net, "whiten_stem", False) and not bool(self.net.stem_whitened):
             raise ValueError(
                 f"{type(self.net).__name__}(whiten_stem=True) has a frozen stem that nothing initialised: add the "
-                "callbacks.PatchWhitening callback (configs/tricks/whiten_stem.yaml), or set whiten_stem: false"
+                "trickbench.callbacks.PatchWhitening callback (configs/tricks/whiten_stem.yaml), or set whiten_stem: false"
             )
 
     def eval_logits(self, x: torch.Tensor) -> torch.Tensor:

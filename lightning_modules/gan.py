@@ -25,8 +25,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from lightning_modules import optim
-from lightning_modules.ops.checks import require_unnormalized
+from trickbench.lightning_modules import optim
+from trickbench.lightning_modules.ops.checks import require_unnormalized
 
 
 def discriminator_loss(
@@ -57,7 +57,7 @@ class GAN(LightningModule):
     `{val,test}/loss_d` (without label smoothing), `{val,test}/d_acc` (D's real-vs-fake accuracy: ~0.5
     when G fools D); both play D against the live G, not its EMA.
 
-    Hooks: `sample(n) -> images in [0, 1]`; `image_grids(x)` for `callbacks.samples.SampleGrids`.
+    Hooks: `sample(n) -> images in [0, 1]`; `image_grids(x)` for `trickbench.callbacks.samples.SampleGrids`.
     Both draw from `sampler`: the EMA copy of G (`generator_ema`) when `ema_decay > 0`, else G itself.
 
     Args:
@@ -225,7 +225,7 @@ class GAN(LightningModule):
         return {"samples": (self._generate(self.sampler, z, self.labels(len(z))) + 1) / 2}
 
     def configure_optimizers(self):
-        """Adam for G and for D; `lr_scheduler` (e.g. `lightning_modules.optim.CosineAnnealingLR`, its
+        """Adam for G and for D; `lr_scheduler` (e.g. `trickbench.lightning_modules.optim.CosineAnnealingLR`, its
         length filled from the Trainer) is built once per optimizer and stepped every batch."""
         opts = [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
         if self.lr_scheduler is None:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from lightning_modules.ops.param_groups import param_groups
+from trickbench.lightning_modules.ops.param_groups import param_groups
 
 RUN_LENGTH_ARGS = ("total_steps", "T_max")
 

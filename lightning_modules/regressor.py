@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanSquaredError
 
-from lightning_modules import optim
+from trickbench.lightning_modules import optim
 
 
 class Regressor(LightningModule):

@@ -1,6 +1,6 @@
-"""Run an ablation: every (arm, seed) of an ablation file as its own `scripts.train fit` process.
+"""Run an ablation: every (arm, seed) of an ablation file as its own `trickbench fit` process.
 
-    python -m scripts.ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
+    trickbench ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
         [--jobs N [--threads T] | --gpus N] [--set data.init_args.data_dir=/data]
         [--rerun-stale] [--launcher local|slurm [--submit]] [--status] [--per-process N]
 
@@ -8,7 +8,7 @@ A run is finished when its `metrics.json` says `"status": "completed"`; re-runni
 and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
 the sweep goes on; the exit code is 1 if any run failed. Each run's stdout/stderr are appended to
 `stdout.log` / `stderr.log` in its run directory. `--per-process N` runs up to N ready jobs in one Python
-process, one after another (`scripts.ablation.batch`: one Trainer per run, the same results as separate
+process, one after another (`trickbench.scripts.ablation.batch`: one Trainer per run, the same results as separate
 processes; tests/test_ablate_batch.py). File format: see `scripts/ablation/plan.py`.
 
 Each run stores `definition.json` (its arguments + config-file hashes): a run that holds results of another
@@ -35,11 +35,11 @@ from typing import Any
 
 import yaml
 
-from callbacks.run_dir import RUN_FILES, child_environ
-from scripts.ablation import plan as ablation_file
-from scripts.ablation import slurm
-from scripts.ablation import status as sweep_status
-from scripts.ablation.plan import AblationError, Job, Plan, command, load_plan
+from trickbench.callbacks.run_dir import RUN_FILES, child_environ
+from trickbench.scripts.ablation import plan as ablation_file
+from trickbench.scripts.ablation import slurm
+from trickbench.scripts.ablation import status as sweep_status
+from trickbench.scripts.ablation.plan import AblationError, Job, Plan, command, load_plan
 from trickbench.io import atomic_write_json, atomic_write_text
 
 OK = ("completed", "finished")
@@ -249,7 +249,7 @@ def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None 
 
 
 def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str]:
-    """Run several jobs in one process (`scripts.ablation.batch`), one Trainer each, in order; outcome per label.
+    """Run several jobs in one process (`trickbench.scripts.ablation.batch`), one Trainer each, in order; outcome per label.
     The batch's own output goes to `<root>/batches/<first job>.log`."""
     entries, outcomes = [], {}
     for job in jobs:
@@ -430,8 +430,8 @@ def handle_stale(plan: Plan, rerun: bool) -> None:
         print(f"stale {job.label}: moved to {set_aside_stale(job)}", flush=True)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m scripts.ablate", description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("config", help="ablation file, e.g. configs/ablations/cifar10_cpu.yaml")
     p.add_argument(
         "--runs-dir", default="runs", help="runs go to <runs-dir>/<ablation name>/ (default: runs)"
@@ -475,8 +475,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
+    args = parse_args(argv, prog)
     try:
         plan = load_plan(args.config, args.runs_dir, [f"--{s}" for s in args.set])
         if args.dry_run:
@@ -508,6 +508,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  FAILED {label}: {why}")
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Build `cifar-10-batches-py/` from a folder of CIFAR-10 images, or check a copy against the original release.
 
-    python -m scripts.cifar_folder build IMAGES DATA_DIR      # IMAGES/{train,test}/<class name>/*.png|jpg
-    python -m scripts.cifar_folder verify DATA_DIR            # md5 of each batch vs the original release
+    trickbench data build IMAGES DATA_DIR      # IMAGES/{train,test}/<class name>/*.png|jpg
+    trickbench data verify DATA_DIR            # md5 of each batch vs the original release
 
 `build` writes torchvision's python layout (5 training batches of up to 10,000 images and `test_batch`,
 pickles of {"data": uint8 (N, 3072), "labels": [...], "batch_label": ...}) that `CIFAR10DataModule` reads.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.cifar10 import CIFAR10_MD5
-from datamodules.integrity import md5sum
+from trickbench.datamodules.cifar10 import CIFAR10_MD5
+from trickbench.datamodules.integrity import md5sum
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -83,14 +83,14 @@ def verify(data_dir: Path) -> list[str]:
     for name, want in CIFAR10_MD5.items():
         path = folder / name
         if not path.is_file():
-            raise FolderError(f"{path} is missing: build it with `python -m scripts.cifar_folder build IMAGES {data_dir}`")
+            raise FolderError(f"{path} is missing: build it with `trickbench data build IMAGES {data_dir}`")
         got = md5sum(path)
         lines.append(f"{name}: {'OK (original release)' if got == want else f'md5 {got}, not the original {want}'}")
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.cifar_folder", description=__doc__.split("\n\n")[0])
+def parser(prog: str = "trickbench data") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write cifar-10-batches-py/ from IMAGES/{train,test}/<class>/")
     b.add_argument("images", type=Path)
@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0, help="shuffle of the training images (default 0)")
     v = sub.add_parser("verify", help="compare a copy's batches with the original release")
     v.add_argument("data_dir", type=Path)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "trickbench data") -> int:
+    p = parser(prog)
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
@@ -109,6 +114,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Human in the loop: run 2-3 trained classifiers, trust them where they agree, defer the rest to a person.
 
-    python -m scripts.ensemble RUN_DIR RUN_DIR [RUN_DIR] [--split test] [--out DIR] [--data_dir D]
-    python -m scripts.ensemble --from-ablation runs/<ablation> --arm baseline [--out DIR]
+    trickbench ensemble RUN_DIR RUN_DIR [RUN_DIR] [--split test] [--out DIR] [--data_dir D]
+    trickbench ensemble --from-ablation runs/<ablation> --arm baseline [--out DIR]
 
 Each run is rebuilt from its `config.yaml` and `checkpoints/last.ckpt` (`torch.load(weights_only=True)`) and
 evaluated on the same split, with flip TTA when the run was configured with it. Writes to `--out`
@@ -113,7 +113,7 @@ def check_compatible(records: list[dict[str, Any]], classes: list[int], names: l
 @torch.no_grad()
 def evaluate(run_dir: Path, split: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(probabilities (N, K), labels (N,), uint8 images (N, C, H, W)) of one run on one split."""
-    from scripts.score_gan import load_run
+    from trickbench.scripts.score_gan import load_run
 
     model, dm = load_run(run_dir, data_dir=data_dir)
     dm.setup("test")
@@ -268,14 +268,19 @@ def run(runs: list[Path], split: str, out: Path, data_dir: str | None = None) ->
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.ensemble", description=__doc__.split("\n\n")[0])
+def parser(prog: str = "trickbench ensemble") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", help="2 or 3 run directories of classifiers trained on the same data")
     p.add_argument("--from-ablation", default=None, help="an ablation's run folder (with --arm): its seeds")
     p.add_argument("--arm", default=None)
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--out", default=None, help="output folder (default <first run>/ensemble)")
     p.add_argument("--data_dir", default=None, help="the DataModule's data_dir, if not the one the runs used")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "trickbench ensemble") -> int:
+    p = parser(prog)
     args = p.parse_args(argv)
     try:
         if args.from_ablation:
@@ -292,6 +297,3 @@ def main(argv: list[str] | None = None) -> int:
     print((out / "report.md").read_text())
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,12 +1,12 @@
 """Aggregate an ablation's runs into a report: Markdown table, CSV, PNG bar chart, raw metrics copies.
 
-    python -m scripts.report runs/cifar10_cpu [--out results/cifar10_cpu] [--metric test/acc]
+    trickbench report runs/cifar10_cpu [--out results/cifar10_cpu] [--metric test/acc]
 
 Only runs whose metrics.json says "completed" are counted; the others are listed under the table.
 The output depends only on the runs' metrics.json files (and plan.json), so the same runs always give
 byte-identical files: no dates, no absolute paths, sorted keys, PNG written without a Software tag.
 The report's `raw/` (each counted run's metrics.json, definition.json and CSV log, and plan.json) is itself a run
-folder: `python -m scripts.report results/X/raw --out OTHER` gives the same report (tests/test_report.py).
+folder: `trickbench report results/X/raw --out OTHER` gives the same report (tests/test_report.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.ablation.stats import detectable_delta, holm, mean_std, paired_diff, seeds_needed, welch_diff
+from trickbench.scripts.ablation.stats import detectable_delta, holm, mean_std, paired_diff, seeds_needed, welch_diff
 from trickbench.io import atomic_write, atomic_write_text
 
 SKIP_DIRS = {"prerequisites", "slurm"}
@@ -433,7 +433,7 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     plan, runs, pre, incomplete = collect(root)
     if not runs:
         raise SystemExit(f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
-                         "run `python -m scripts.ablate CONFIG` first")  # fmt: skip
+                         "run `trickbench ablate CONFIG` first")  # fmt: skip
     name = plan.get("name") or root.name
     scale = 100.0 if metric.endswith("acc") else 1.0
     rows = summarise(runs, metric, baseline, power_delta or 0.003)
@@ -467,8 +467,8 @@ def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str 
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.split("\n\n")[0])
+def parser(prog: str = "trickbench report") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("runs", help="an ablation's run folder, e.g. runs/cifar10_cpu")
     p.add_argument("--out", default=None, help="output folder (default: results/<ablation name>)")
     p.add_argument("--metric", default="test/acc", help="<stage>/<name> from metrics.json (default test/acc)")
@@ -477,6 +477,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write power.md: seeds each arm needs to detect --power-delta (paired, 80%% power)")
     p.add_argument("--power-delta", type=float, default=0.003,
                    help="true difference to detect, in metric units (default 0.003 = 0.3 accuracy points)")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "trickbench report") -> int:
+    p = parser(prog)
     args = p.parse_args(argv)
     if not args.power_delta > 0:
         p.error(f"--power-delta must be > 0, got {args.power_delta}")
@@ -491,6 +496,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}/report.md, results.csv, chart.png, forest.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

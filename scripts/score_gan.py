@@ -1,6 +1,6 @@
 """Score a trained GAN with the template's own MNIST classifier (no Inception network, no download).
 
-    python -m scripts.score_gan --gan_run runs/mnist_gan --classifier_run runs/mnist_cnn [--num_samples 10000]
+    trickbench score-gan --gan_run runs/mnist_gan --classifier_run runs/mnist_cnn [--num_samples 10000]
 
 Score = exp(E_x KL(p(y|x) || p(y))), the Inception Score of Salimans et al. 2016 with the
 classifier in place of Inception: 1 (every sample equally ambiguous, or all the same digit) to
@@ -99,8 +99,8 @@ def trajectory(gan_run: str | Path, classifier: LightningModule, cdm: LightningD
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser(prog: str = "trickbench score-gan") -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--gan_run", required=True)
     ap.add_argument("--classifier_run", required=True)
     ap.add_argument("--num_samples", type=int, default=10_000)
@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", action="store_true", help="also score the real test images")
     ap.add_argument("--trajectory", action="store_true", help="score every epoch checkpoint instead (trajectory.jsonl)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None, prog: str = "trickbench score-gan") -> dict[str, Any]:
+    args = parser(prog).parse_args(argv)
     classifier, cdm = load_run(args.classifier_run)
     if args.trajectory:
         return {"trajectory": trajectory(args.gan_run, classifier, cdm, args.num_samples, args.seed, args.min_share)}
@@ -127,6 +131,3 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(json.dumps(result, indent=2))
     return result
 
-
-if __name__ == "__main__":
-    main()

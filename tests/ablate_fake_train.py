@@ -1,4 +1,4 @@
-"""Stand-in for `scripts.train fit` in the ablation harness tests: no torch import, ~0.1 s per run.
+"""Stand-in for `trickbench fit` in the ablation harness tests: no torch import, ~0.1 s per run.
 
 Behaviour comes from a `fake:` mapping in the --config files (later files win):
   fail: true           -> print "boom" to stderr and exit 1 (after writing a checkpoint)

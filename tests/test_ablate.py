@@ -1,6 +1,6 @@
 """Ablation harness: plan expansion, errors, skip/resume, failures, prerequisites, SLURM script.
 
-Runs go through `tests/ablate_fake_train.py` (a torch-free stand-in for `scripts.train fit`), so the
+Runs go through `tests/ablate_fake_train.py` (a torch-free stand-in for `trickbench fit`), so the
 scheduling logic is tested in seconds; tests/test_ablate_e2e.py runs the real trainer.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import ablate
-from scripts.ablation import plan as ablation
-from scripts.ablation import slurm
-from scripts.ablation.plan import AblationError, load_plan
+from trickbench.scripts import ablate
+from trickbench.scripts.ablation import plan as ablation
+from trickbench.scripts.ablation import slurm
+from trickbench.scripts.ablation.plan import AblationError, load_plan
 
 FAKE = Path(__file__).with_name("ablate_fake_train.py")
 
@@ -43,7 +43,7 @@ def make_ablation(tmp: Path, arms: dict, prerequisites: dict | None = None, seed
 
 
 def kd_fragment(tmp: Path) -> str:
-    cb = {"class_path": "callbacks.KnowledgeDistillation",
+    cb = {"class_path": "trickbench.callbacks.KnowledgeDistillation",
           "init_args": {"teacher": {"class_path": "x.ResNet18"}, "teacher_checkpoint": None, "alpha": 0.5}}  # fmt: skip
     return write(tmp / "kd.yaml", {"trainer": {"callbacks+": [cb]}})
 
@@ -268,7 +268,7 @@ def test_attempt_that_died_before_a_checkpoint_is_moved_aside_not_refused(tmp_pa
 
 
 def test_changed_definition_makes_finished_runs_stale_until_rerun(tmp_path: Path, fake_trainer, capsys) -> None:
-    from scripts.report import write_report
+    from trickbench.scripts.report import write_report
 
     path = make_ablation(tmp_path, {"baseline": []}, seeds=[0])
     runs = ["--runs-dir", str(tmp_path / "runs")]
@@ -376,7 +376,7 @@ def test_test_only_arm_takes_no_teacher(tmp_path: Path) -> None:
 
 
 def test_slurm_submits_test_only_runs_after_every_training_array(tmp_path: Path) -> None:
-    from scripts.ablation import slurm
+    from trickbench.scripts.ablation import slurm
 
     kd = kd_fragment(tmp_path)
     path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"},

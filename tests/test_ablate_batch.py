@@ -1,4 +1,4 @@
-"""`scripts.ablate --per-process N`: several runs in one Python process give the same runs, bit for bit, as one
+"""`trickbench.scripts.ablate --per-process N`: several runs in one Python process give the same runs, bit for bit, as one
 process per run (the real trainer on fake CIFAR-10; the CPU ablation base with a tiny net, 2 steps each)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from scripts import ablate
+from trickbench.scripts import ablate
 from tests.tiny_net import tiny_airbench_yaml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import ablate, report
+from trickbench.scripts import ablate, report
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,12 +19,12 @@ airbench_utils = pytest.importorskip("airbench.utils")  # a dev dependency: inst
 from airbench import lib_airbench94  # noqa: E402
 
 from benchmarks.airbench_side_by_side import cpu_fp32  # noqa: E402
-from callbacks.averaging import Lookahead  # noqa: E402
-from lightning_modules.nets import AirbenchNet  # noqa: E402
-from lightning_modules.ops.param_groups import param_groups  # noqa: E402
-from lightning_modules.ops.tta import tta_logits  # noqa: E402
-from lightning_modules.ops.whitening import whitening_filters  # noqa: E402
-from lightning_modules.optim import DecoupledSGD, TriangleLR, scale_group_lrs  # noqa: E402
+from trickbench.callbacks.averaging import Lookahead  # noqa: E402
+from trickbench.lightning_modules.nets import AirbenchNet  # noqa: E402
+from trickbench.lightning_modules.ops.param_groups import param_groups  # noqa: E402
+from trickbench.lightning_modules.ops.tta import tta_logits  # noqa: E402
+from trickbench.lightning_modules.ops.whitening import whitening_filters  # noqa: E402
+from trickbench.lightning_modules.optim import DecoupledSGD, TriangleLR, scale_group_lrs  # noqa: E402
 
 FAST = yaml.safe_load(open("configs/cifar10_fast.yaml"))
 NET_ARGS = FAST["model"]["init_args"]["net"]["init_args"]

@@ -18,10 +18,10 @@ from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 from tricks_util import cpu_trainer
 
-from callbacks import EMA, Lookahead
-from callbacks.averaging import ema_decay, live_weights, lookahead_decay
-from lightning_modules import Classifier
-from lightning_modules.nets import AirbenchNet
+from trickbench.callbacks import EMA, Lookahead
+from trickbench.callbacks.averaging import ema_decay, live_weights, lookahead_decay
+from trickbench.lightning_modules import Classifier
+from trickbench.lightning_modules.nets import AirbenchNet
 
 
 def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

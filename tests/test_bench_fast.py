@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from datamodules import CIFAR10DataModule
-from datamodules.augment import alternating_hflip, batch_random_crop
-from lightning_modules.ops.whitening import whitening_filters
-from scripts.train import main as train_main
+from trickbench.datamodules import CIFAR10DataModule
+from trickbench.datamodules.augment import alternating_hflip, batch_random_crop
+from trickbench.lightning_modules.ops.whitening import whitening_filters
+from trickbench.lightning_cli import main as train_main
 
 
 def _dm(root, **kw) -> CIFAR10DataModule:

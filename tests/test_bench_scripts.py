@@ -67,7 +67,7 @@ def test_time_to_acc_tiny_runs_both_processes(fake_mnist, tmp_path):
 
 def test_plain_loop_trains_the_template_nets_not_copies():
     from benchmarks import plain_mnist as plain
-    from lightning_modules.nets import MLP, SmallCNN
+    from trickbench.lightning_modules.nets import MLP, SmallCNN
 
     # the YAML's class_path names resolve to the project's own classes (a copy could drift from them)
     assert plain.NETS == {"MLP": MLP, "SmallCNN": SmallCNN}

@@ -1,4 +1,4 @@
-"""scripts.cifar_folder: a folder of images -> cifar-10-batches-py/ that the DataModule reads pixel for pixel."""
+"""trickbench.scripts.cifar_folder: a folder of images -> cifar-10-batches-py/ that the DataModule reads pixel for pixel."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules import CIFAR10DataModule
-from scripts.cifar_folder import CLASSES, FolderError, build, main, verify
+from trickbench.datamodules import CIFAR10DataModule
+from trickbench.scripts.cifar_folder import CLASSES, FolderError, build, main, verify
 
 
 def image_folder(root: Path, per_class: int = 3, size: int = 32) -> dict[str, dict[bytes, int]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from scripts.train import main
+from trickbench.lightning_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")
@@ -23,7 +23,7 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
     main(["fit", "--config", SYNTH, "--run_dir", str(run), *FAST])
     assert (run / "checkpoints" / "last.ckpt").is_file()
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["model"]["class_path"] == "lightning_modules.Regressor" and cfg["trainer"]["max_epochs"] == 3
+    assert cfg["model"]["class_path"] == "trickbench.lightning_modules.Regressor" and cfg["trainer"]["max_epochs"] == 3
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["global_step"] == 3 * 4
     assert metrics["data_fingerprint"] == "synthetic-sine-d8-seed0"
@@ -46,10 +46,10 @@ def test_test_subcommand_reproduces_fit_metrics(tmp_path):
 
 
 def test_print_config_and_bad_key_via_subprocess(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--print_config"],
+    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--print_config"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert out.returncode == 0 and "SyntheticRegressionDataModule" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--model.init_args.lr", "1"],
+    bad = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--model.init_args.lr", "1"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert bad.returncode != 0 and "lr" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -58,7 +58,7 @@ def test_wandb_without_key_runs_offline_and_leaves_no_process(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("WANDB")}
     env.update(HOME=str(tmp_path), OMP_NUM_THREADS="1")  # no ~/.netrc, no API key
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
+    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert list((run / "wandb").glob("offline-run-*")), "expected an offline W&B run"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from callbacks.exact_resume import ExactResume
+from trickbench.callbacks.exact_resume import ExactResume
 from tests.tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 from trickbench import compat
 
@@ -129,8 +129,8 @@ def test_quiet_lightning_drops_the_litlogger_tip(quiet: bool) -> None:
 def test_the_model_summary_has_no_flops_column_of_zeros() -> None:
     from lightning.pytorch.callbacks import ModelSummary as LightningSummary
 
-    from callbacks import ModelSummary
-    from callbacks.summary import summary_text
+    from trickbench.callbacks import ModelSummary
+    from trickbench.callbacks.summary import summary_text
     from trickbench.lightning_cli import plain_summary
 
     trainer = plain_summary(Trainer(accelerator="cpu", logger=False, enable_progress_bar=False))

@@ -8,7 +8,7 @@ import pytest
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from scripts.train import TrickbenchCLI
+from trickbench.lightning_cli import TrickbenchCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = sorted(p for p in (ROOT / "configs").glob("*.yaml"))

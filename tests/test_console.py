@@ -36,7 +36,7 @@ def test_config_names_resolve_to_shipped_files_and_paths_stay(tmp_path: Path) ->
 
 
 def test_help_prints_the_overview_without_importing_torch() -> None:
-    code = ("import runpy, sys; sys.argv = ['scripts.train', '--help']; runpy.run_module('scripts.train', "
+    code = ("import runpy, sys; sys.argv = ['trickbench', '--help']; runpy.run_module('trickbench', "
             "run_name='__main__'); print('TORCH', 'torch' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                          timeout=60)  # fmt: skip
@@ -59,4 +59,4 @@ def test_console_command_finds_configs_by_name_from_another_directory(tmp_path: 
                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert "SyntheticRegressionDataModule" in out.stdout and "limit_train_batches: 2" in out.stdout
-    assert "callbacks.ExactResume" in out.stdout  # the defaults fragment, applied first, is in the printed config
+    assert "trickbench.callbacks.ExactResume" in out.stdout  # the defaults fragment, applied first, is in the printed config

@@ -8,15 +8,15 @@ import warnings
 import pytest
 import torch
 
-from datamodules import (
+from trickbench.datamodules import (
     CIFAR10DataModule,
     DatasetError,
     MNISTDataModule,
     SyntheticRegressionDataModule,
     TensorLoader,
 )
-from datamodules.augment import batch_cutout, batch_hflip, batch_random_crop
-from datamodules.mnist import MNIST_MD5
+from trickbench.datamodules.augment import batch_cutout, batch_hflip, batch_random_crop
+from trickbench.datamodules.mnist import MNIST_MD5
 
 
 def _setup(dm):
@@ -82,7 +82,7 @@ def test_cifar_checksum_mismatch_is_an_error_without_opt_in(fake_cifar):
 def test_missing_dataset_names_file_and_remedy(tmp_path):
     with pytest.raises(DatasetError, match=r"missing file .*train-images-idx3-ubyte.*download=True"):
         MNISTDataModule(str(tmp_path)).setup("fit")
-    with pytest.raises(DatasetError, match=r"missing file .*data_batch_1.*scripts.cifar_folder build"):
+    with pytest.raises(DatasetError, match=r"missing file .*data_batch_1.*trickbench data build"):
         CIFAR10DataModule(str(tmp_path)).setup("fit")
 
 
@@ -94,10 +94,10 @@ def test_truncated_idx_file(fake_mnist):
 
 
 def test_correct_checksums_pass_silently(fake_mnist, monkeypatch):
-    from datamodules import integrity
+    from trickbench.datamodules import integrity
 
     found = {n: integrity.md5sum(fake_mnist / "MNIST" / "raw" / n) for n in MNIST_MD5}
-    monkeypatch.setattr("datamodules.mnist.MNIST_MD5", found)
+    monkeypatch.setattr("trickbench.datamodules.mnist.MNIST_MD5", found)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MNISTDataModule(str(fake_mnist), val_size=10).setup("fit")

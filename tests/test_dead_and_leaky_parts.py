@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from callbacks import StochasticDepthScheduler
-from lightning_modules.nets import AirbenchNet, ResNet18, ResNet20
-from lightning_modules.nets.resnet import PadShortcut
-from lightning_modules.ops.drop_path import DropPath
+from trickbench.callbacks import StochasticDepthScheduler
+from trickbench.lightning_modules.nets import AirbenchNet, ResNet18, ResNet20
+from trickbench.lightning_modules.nets.resnet import PadShortcut
+from trickbench.lightning_modules.ops.drop_path import DropPath
 
 
 def test_airbench_without_residual_has_no_drop_path_and_the_scheduler_refuses_it():

@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import fit_smoke, make_fake_mnist
 
-from scripts import ensemble
-from scripts.ensemble import EnsembleError, agreement, coverage_curve, expected_calibration_error, summarise
-from scripts.train import main as train_main
+from trickbench.scripts import ensemble
+from trickbench.scripts.ensemble import EnsembleError, agreement, coverage_curve, expected_calibration_error, summarise
+from trickbench.lightning_cli import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_two_mnist_runs_end_to_end_and_per_model_accuracy_equals_the_test_subcom
         assert (out / name).stat().st_size > 0, name
     deferred = (out / "deferred.csv").read_text().splitlines()
     assert len(deferred) - 1 == res["agreed"]["deferred"] == round(64 * (1 - res["agreed"]["coverage"]))
-    for i, run in enumerate(runs):  # the same numbers as `scripts.train test` on the whole test split
+    for i, run in enumerate(runs):  # the same numbers as `trickbench test` on the whole test split
         cli = train_main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
                           "--trainer.limit_test_batches", "1.0", "--trainer.logger", "false"])  # fmt: skip
         assert res["models"][f"m{i}:seed{i}"]["accuracy"] == pytest.approx(float(cli.trainer.callback_metrics["test/acc"]))

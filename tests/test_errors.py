@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from callbacks.atomic_checkpoint import AtomicCheckpointIO
-from callbacks.finite_guard import NonFiniteLossError
-from datamodules.integrity import DatasetError
-from lightning_modules.nets import MLP
-from scripts.train import main
+from trickbench.callbacks.atomic_checkpoint import AtomicCheckpointIO
+from trickbench.callbacks.finite_guard import NonFiniteLossError
+from trickbench.datamodules.integrity import DatasetError
+from trickbench.lightning_modules.nets import MLP
+from trickbench.lightning_cli import main
 from trickbench.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def failed_record(run: Path) -> dict:
 def test_classifier_on_regression_data_is_one_clear_error(tmp_path):
     run = tmp_path / "run"
     args = ["fit", "--config", MNIST_MLP, "--config", SMOKE, "--run_dir", str(run), *QUIET,
-            "--data", "datamodules.SyntheticRegressionDataModule", "--model.init_args.net.init_args.input_dim", "8"]  # fmt: skip
+            "--data", "trickbench.datamodules.SyntheticRegressionDataModule", "--model.init_args.net.init_args.input_dim", "8"]  # fmt: skip
     with pytest.raises(ValueError, match="Classifier.*cannot train on SyntheticRegressionDataModule.*Regressor"):
         main(args)
     assert "cannot train on" in failed_record(run)["error"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from datamodules import CIFAR10DataModule
-from lightning_modules import Classifier
-from lightning_modules.nets import AirbenchNet
+from trickbench.datamodules import CIFAR10DataModule
+from trickbench.lightning_modules import Classifier
+from trickbench.lightning_modules.nets import AirbenchNet
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -8,12 +8,10 @@ import inspect
 import docstring_parser
 import pytest
 
-import callbacks
-import datamodules
-import lightning_modules
-import lightning_modules.nets as nets
-from lightning_modules import optim
-from lightning_modules.ops.mixup import MixupCutmix
+from trickbench import callbacks, datamodules, lightning_modules
+from trickbench.lightning_modules import nets
+from trickbench.lightning_modules import optim
+from trickbench.lightning_modules.ops.mixup import MixupCutmix
 
 
 def configurable_classes() -> list[type]:

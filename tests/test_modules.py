@@ -10,9 +10,9 @@ from lightning.pytorch import Callback, seed_everything
 from torch.utils.data import DataLoader
 from tricks_util import cpu_trainer
 
-from datamodules import CIFAR10DataModule, MNISTDataModule, SyntheticRegressionDataModule
-from lightning_modules import Classifier, Regressor
-from lightning_modules.nets import MLP, AirbenchNet, PreActResNet18, ResNet18, ResNet20, SmallCNN
+from trickbench.datamodules import CIFAR10DataModule, MNISTDataModule, SyntheticRegressionDataModule
+from trickbench.lightning_modules import Classifier, Regressor
+from trickbench.lightning_modules.nets import MLP, AirbenchNet, PreActResNet18, ResNet18, ResNet20, SmallCNN
 
 
 def _batch(dm, n):

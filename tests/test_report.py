@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import report
-from scripts.ablation.stats import mean_std, t_cdf, t_quantile, welch_diff
+from trickbench.scripts import report
+from trickbench.scripts.ablation.stats import mean_std, t_cdf, t_quantile, welch_diff
 
 
 @pytest.mark.parametrize(  # two-sided 95% critical values from any t table; 1e6: z + (z^3 + z) / (4 df)
@@ -253,7 +253,7 @@ def test_power_flag_writes_seeds_needed_and_detectable_delta_per_arm(tmp_path: P
 
 
 def test_detectable_delta_is_the_inverse_of_seeds_needed() -> None:
-    from scripts.ablation.stats import detectable_delta, seeds_needed
+    from trickbench.scripts.ablation.stats import detectable_delta, seeds_needed
 
     for sd in (0.002, 0.005, 0.01):
         n = seeds_needed(sd, 0.003)

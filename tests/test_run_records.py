@@ -19,10 +19,10 @@ import yaml
 from conftest import fit_smoke, make_fake_mnist, subprocess_env
 from wandb_records import finished_run_file, run_config
 
-from callbacks.run_dir import RunDirError, RunLock, default_run_dir
-from callbacks.run_record import RunRecordError
-from datamodules.integrity import DatasetError
-from scripts.train import main
+from trickbench.callbacks.run_dir import RunDirError, RunLock, default_run_dir
+from trickbench.callbacks.run_record import RunRecordError
+from trickbench.datamodules.integrity import DatasetError
+from trickbench.lightning_cli import main
 from trickbench.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_second_fit_into_a_run_dir_refuses_and_overwrite_starts_over(tmp_path):
 def test_cli_prints_the_refusal_as_one_line_and_exits_2(tmp_path):
     run = tmp_path / "run"
     fit(run)
-    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
+    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
                          cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: run directory")
@@ -154,7 +154,7 @@ def test_out_of_range_rates_are_one_error_before_data_loads(tmp_path, key, value
 
 def test_a_rejected_argument_is_one_line_from_the_shell_and_a_failed_record(tmp_path):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir", str(run),
+    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(run),
                           "--model.init_args.net.init_args.dropout", "1.5"], cwd=ROOT, env=subprocess_env(), capture_output=True,
                          text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -185,7 +185,7 @@ def test_resume_keeps_val_metrics_and_sums_times_over_processes(tmp_path):
     run = tmp_path / "run"
     args = ["fit", "--config", SYNTH, "--run_dir", str(run), *FAST, "--trainer.max_epochs", "4"]
     kill = ["--trainer.callbacks+", "killswitch.KillAtTest"]
-    first = subprocess.run([sys.executable, "-m", "scripts.train", *args, *kill], cwd=ROOT, env=subprocess_env(),
+    first = subprocess.run([sys.executable, "-m", "trickbench", *args, *kill], cwd=ROOT, env=subprocess_env(),
                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert first.returncode == 17, first.stderr[-2000:]  # died after fit, before test
     record = json.loads((run / "metrics.json").read_text())
@@ -203,7 +203,7 @@ def test_resume_keeps_val_metrics_and_sums_times_over_processes(tmp_path):
 # 10. Wall time: from the process start for the first run, from main() for later ones.
 def test_wall_seconds_counts_imports_and_not_an_earlier_run(tmp_path):
     t0 = time.time()
-    out = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir",
+    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir",
                           str(tmp_path / "a"), *FAST], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     outer = time.time() - t0
     assert out.returncode == 0, out.stderr[-2000:]
@@ -256,8 +256,8 @@ def test_wandb_offline_run_holds_the_whole_config_and_provenance(tmp_path, monke
     cfg = run_config(finished_run_file(run / "wandb"))
     assert cfg["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.0042
     callbacks = {c["class_path"]: c["init_args"] for c in cfg["trainer"]["callbacks"]}
-    assert callbacks["callbacks.LRWarmup"]["warmup_fraction"] == 0.05
-    assert callbacks["callbacks.EMA"]["decay"] == 0.998 and callbacks["callbacks.EMA"]["buffers"] == "copy"
+    assert callbacks["trickbench.callbacks.LRWarmup"]["warmup_fraction"] == 0.05
+    assert callbacks["trickbench.callbacks.EMA"]["decay"] == 0.998 and callbacks["trickbench.callbacks.EMA"]["buffers"] == "copy"
     assert cfg["trainer"]["max_epochs"] == 2 and cfg["seed_everything"] == 0
     prov = cfg["provenance"]
     assert prov["data_fingerprint"] == "synthetic-sine-d8-seed0" and prov["versions"]["torch"] == torch.__version__
@@ -280,7 +280,7 @@ def test_a_run_started_from_another_runs_checkpoint_gets_its_own_wandb_run(tmp_p
 def test_training_subprocesses_do_not_inherit_this_processs_wandb_service(tmp_path, monkeypatch):
     """After an in-process W&B run, wandb leaves WANDB_SERVICE in os.environ; a harness child that inherits it
     joins this process's service, and once killed its run id stays "in use" there: the resume then fails."""
-    from scripts import ablate
+    from trickbench.scripts import ablate
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     fit(tmp_path / "run")
@@ -292,7 +292,7 @@ def test_training_subprocesses_do_not_inherit_this_processs_wandb_service(tmp_pa
 def test_fit_with_stdout_to_a_file_prints_one_progress_line_per_epoch(tmp_path):
     log = tmp_path / "stdout.log"
     with open(log, "w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "scripts.train", "fit", "--config", SYNTH, "--run_dir",
+        proc = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir",
                                str(tmp_path / "run"), *FAST[:1], "3", *FAST[2:]], cwd=ROOT, env=subprocess_env(), stdout=fh,
                               stderr=subprocess.PIPE, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import fit_smoke
 
-from scripts.score_gan import classifier_score, trajectory
-from scripts.score_gan import main as score_main
+from trickbench.scripts.score_gan import classifier_score, trajectory
+from trickbench.scripts.score_gan import main as score_main
 
 
 def test_classifier_score_by_hand():

@@ -42,7 +42,7 @@ def env(cluster) -> dict[str, str]:
 
 
 def ablate(cluster, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scripts.ablate", *args], cwd=cwd, env=env(cluster),
+    return subprocess.run([sys.executable, "-m", "trickbench", "ablate", *args], cwd=cwd, env=env(cluster),
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
@@ -129,7 +129,7 @@ def test_ablation_cycle_on_a_real_cluster(cluster, tmp_path):
     wait_idle(cluster, "cycle")
     assert len(starts(root / "baseline" / "seed0")) == 1 and len(starts(root / "broken" / "seed0")) == 2
     assert len((root / "slurm" / "jobs.tsv").read_text().splitlines()) == 6  # 3 arrays x 2 submissions
-    report = subprocess.run([sys.executable, "-m", "scripts.report", str(root), "--out", str(tmp_path / "rep")],
+    report = subprocess.run([sys.executable, "-m", "trickbench", "report", str(root), "--out", str(tmp_path / "rep")],
                             cwd=ROOT, env=env(cluster), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "rep" / "report.md").read_text()

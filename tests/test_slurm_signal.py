@@ -1,7 +1,7 @@
 """SLURM's time-limit warning (`--signal=USR1@S`) that arrives while a run is still starting up.
 
 sbatch(1): "the signal may be sent up to 60 seconds earlier than specified". SIGUSR1's default action ends a
-process, so before trickbench held it back, a warning that came while `scripts.train` was importing torch killed
+process, so before trickbench held it back, a warning that came while `trickbench` was importing torch killed
 the run with no record and no requeue (seen in CI: tests/test_slurm.py's 1-minute 'limited' job ended without a
 metrics.json). No SLURM needed here: the SLURM variables make Lightning install its requeue handler, and a fake
 `scontrol` on PATH records the requeue it asks for.
@@ -62,7 +62,7 @@ def test_an_early_usr1_requeues_once_training_starts(tmp_path):
     env = subprocess_env(SLURM_JOB_ID="4242", SLURM_NTASKS="1", SLURM_JOB_NAME="tb-signal", SLURM_PROCID="0",
                          SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_NODELIST="localhost",
                          PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
-    cmd = [sys.executable, "-m", "scripts.train", "fit", "--config", "configs/synthetic_mlp.yaml",
+    cmd = [sys.executable, "-m", "trickbench", "fit", "--config", "configs/synthetic_mlp.yaml",
            "--trainer.max_epochs=2", "--data.init_args.n_train=256", "--trainer.logger=false",
            "--trainer.enable_model_summary=false", "--run_dir", str(run_dir)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -83,7 +83,7 @@ def test_an_early_usr1_requeues_once_training_starts(tmp_path):
 def test_an_in_process_fit_leaves_the_signal_mask_alone(tmp_path):
     """A Trainer run in-process (no entry point held USR1) leaves the caller's process not blocking it; a hold the
     caller made itself is released only while a loop runs and is back after the run."""
-    from scripts.train import main
+    from trickbench.lightning_cli import main
 
     args = ["fit", "--config", "configs/synthetic_mlp.yaml", "--trainer.max_epochs=1", "--data.init_args.n_train=256",
             "--trainer.logger=false", "--trainer.enable_model_summary=false"]  # fmt: skip

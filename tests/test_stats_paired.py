@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scripts.ablation.stats import holm, paired_diff, seeds_needed, two_sided_p, welch_diff
+from trickbench.scripts.ablation.stats import holm, paired_diff, seeds_needed, two_sided_p, welch_diff
 
 
 def test_paired_difference_against_a_hand_computation():

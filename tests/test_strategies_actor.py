@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from datamodules.rollouts import make_env
-from lightning_modules.actor import approx_kl, policy_loss
-from lightning_modules.ops.returns import discounted_returns, gae
-from scripts.train import main as train_main
+from trickbench.datamodules.rollouts import make_env
+from trickbench.lightning_modules.actor import approx_kl, policy_loss
+from trickbench.lightning_modules.ops.returns import discounted_returns, gae
+from trickbench.lightning_cli import main as train_main
 
 
 def test_discounted_returns_by_hand():

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from conftest import fit_smoke
 from torch.distributions import Normal, kl_divergence
 
-from lightning_modules import VAE, AutoEncoder
-from lightning_modules.autoencoder import kl_to_standard_normal, reconstruction_loss, reparameterize
-from lightning_modules.nets import MLP, ConvDecoder, ConvEncoder
+from trickbench.lightning_modules import VAE, AutoEncoder
+from trickbench.lightning_modules.autoencoder import kl_to_standard_normal, reconstruction_loss, reparameterize
+from trickbench.lightning_modules.nets import MLP, ConvDecoder, ConvEncoder
 
 
 def test_kl_matches_closed_form_on_fixed_input():

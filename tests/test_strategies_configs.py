@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_modules import GAN, VAE, Actor, AutoEncoder
-from scripts.train import TrickbenchCLI
+from trickbench.lightning_modules import GAN, VAE, Actor, AutoEncoder
+from trickbench.lightning_cli import TrickbenchCLI
 
 IMAGE_CONFIGS = {
     "configs/mnist_vae.yaml": ("fake_mnist", VAE),

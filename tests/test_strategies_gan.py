@@ -10,11 +10,11 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_modules import GAN
-from lightning_modules.gan import discriminator_loss, generator_loss, r1_penalty
-from lightning_modules.nets import ConvDecoder, ConvEncoder
-from lightning_modules.optim import CosineAnnealingLR
-from scripts.score_gan import classifier_score
+from trickbench.lightning_modules import GAN
+from trickbench.lightning_modules.gan import discriminator_loss, generator_loss, r1_penalty
+from trickbench.lightning_modules.nets import ConvDecoder, ConvEncoder
+from trickbench.lightning_modules.optim import CosineAnnealingLR
+from trickbench.scripts.score_gan import classifier_score
 
 
 def test_losses_at_known_points():
@@ -194,7 +194,7 @@ def test_bad_gan_arguments_say_what_to_use():
 def test_gan_refuses_a_datamodule_that_normalises_pixels(fake_mnist):
     from types import SimpleNamespace
 
-    from datamodules import MNISTDataModule
+    from trickbench.datamodules import MNISTDataModule
 
     gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8)
     normalised = MNISTDataModule(str(fake_mnist), val_size=0)

@@ -19,17 +19,17 @@ import torch
 from lightning.pytorch import Callback
 from torch import nn
 
-from callbacks import EMA, KnowledgeDistillation, Lookahead, LRWarmup, StochasticDepthScheduler, WarmupLR
-from lightning_modules.nets import AirbenchNet
-from lightning_modules.ops.drop_path import DropPath
-from lightning_modules.ops.mixup import MixupCutmix
-from lightning_modules.ops.weight_std import WSConv2d
-from scripts.train import TrickbenchCLI
+from trickbench.callbacks import EMA, KnowledgeDistillation, Lookahead, LRWarmup, StochasticDepthScheduler, WarmupLR
+from trickbench.lightning_modules.nets import AirbenchNet
+from trickbench.lightning_modules.ops.drop_path import DropPath
+from trickbench.lightning_modules.ops.mixup import MixupCutmix
+from trickbench.lightning_modules.ops.weight_std import WSConv2d
+from trickbench.lightning_cli import TrickbenchCLI
 
 REPO = Path(__file__).resolve().parents[1]
 FRAGMENTS = sorted(p.stem for p in (REPO / "configs" / "tricks").glob("*.yaml"))
 BASES = {"resnet18": REPO / "configs/cifar10_resnet18.yaml", "airbench": REPO / "configs/cifar10_airbench.yaml"}
-SMALL_TEACHER = {"class_path": "lightning_modules.nets.AirbenchNet", "init_args": {"widths": [16, 32, 32]}}
+SMALL_TEACHER = {"class_path": "trickbench.lightning_modules.nets.AirbenchNet", "init_args": {"widths": [16, 32, 32]}}
 
 
 def build(base: str, fragment: str | None, data_dir: Path, run_dir: Path, extra: tuple[str, ...] = ()) -> TrickbenchCLI:

@@ -7,8 +7,8 @@ import torch
 from lightning.pytorch import Callback
 from tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 
-from callbacks.distillation import KnowledgeDistillation, kd_loss, load_teacher
-from lightning_modules.nets import MLP
+from trickbench.callbacks.distillation import KnowledgeDistillation, kd_loss, load_teacher
+from trickbench.lightning_modules.nets import MLP
 
 
 def teacher_net() -> MLP:

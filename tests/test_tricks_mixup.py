@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.ops.mixup import MixupCutmix, box_mask, cutmix_boxes
+from trickbench.lightning_modules.ops.mixup import MixupCutmix, box_mask, cutmix_boxes
 
 C = 10
 
@@ -121,7 +121,7 @@ def _training_loss(model, x: torch.Tensor, y: torch.Tensor) -> float:
 def test_classifier_smooths_hard_and_mixed_targets(soft):
     """Classifier(label_smoothing=eps) trains on (1 - eps) * target + eps / C, also when the target is a
     mixup/CutMix row: checked against the hand-written smoothed cross-entropy."""
-    from lightning_modules import Classifier
+    from trickbench.lightning_modules import Classifier
 
     torch.manual_seed(0)
     logits, y, eps = torch.randn(6, C), torch.arange(6), 0.1

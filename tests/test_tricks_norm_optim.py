@@ -11,10 +11,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 
-from lightning_modules import Classifier
-from lightning_modules.nets import AirbenchNet, ResNet20
-from lightning_modules.ops.weight_std import WSConv2d, standardize_weight
-from lightning_modules.ops.whitening import whitening_filters
+from trickbench.lightning_modules import Classifier
+from trickbench.lightning_modules.nets import AirbenchNet, ResNet20
+from trickbench.lightning_modules.ops.weight_std import WSConv2d, standardize_weight
+from trickbench.lightning_modules.ops.whitening import whitening_filters
 
 
 def test_standardized_weights_zero_mean_unit_var_per_output_channel():

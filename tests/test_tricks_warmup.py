@@ -8,7 +8,7 @@ import pytest
 import torch
 from tricks_util import LRRecorder, cpu_trainer, tiny_classifier, tiny_loader
 
-from callbacks.warmup import LRWarmup, WarmupLR, warmup_factor
+from trickbench.callbacks.warmup import LRWarmup, WarmupLR, warmup_factor
 
 LR, N = 0.5, 3  # base LR, warmup steps
 

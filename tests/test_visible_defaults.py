@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from scripts.train import main
+from trickbench.lightning_cli import main
 from tests.conftest import fit_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CALLBACKS = ["callbacks.ExactResume", "callbacks.FiniteLossGuard", "callbacks.LastCheckpoint"]
+DEFAULT_CALLBACKS = ["trickbench.callbacks.ExactResume", "trickbench.callbacks.FiniteLossGuard", "trickbench.callbacks.LastCheckpoint"]
 
 
 def callback_paths(run: Path) -> list[str]:
@@ -27,7 +27,7 @@ def test_saved_config_reproduces_the_run_bit_for_bit(fake_mnist: Path, tmp_path:
               "--trainer.max_epochs", "2")  # fmt: skip
     cfg = yaml.safe_load((first / "config.yaml").read_text())
     assert callback_paths(first)[:3] == DEFAULT_CALLBACKS
-    assert cfg["trainer"]["plugins"] == [{"class_path": "callbacks.AtomicCheckpointIO"}]
+    assert cfg["trainer"]["plugins"] == [{"class_path": "trickbench.callbacks.AtomicCheckpointIO"}]
     assert cfg["trainer"]["enable_progress_bar"] is False  # resolved: stdout is not a terminal under pytest
 
     main(["fit", "--config", str(first / "config.yaml"), "--run_dir", str(again)])
@@ -49,7 +49,7 @@ def test_a_config_that_replaces_the_callback_list_keeps_the_guarantees(fake_mnis
     recipe.write_text("trainer:\n  callbacks:\n    - class_path: callbacks.LRWarmup\n      init_args: {warmup_steps: 2}\n")
     run = tmp_path / "run"
     fit_smoke("configs/mnist_cnn.yaml", fake_mnist, run, "--config", str(recipe))
-    assert callback_paths(run) == ["callbacks.LRWarmup", *DEFAULT_CALLBACKS, "callbacks.PlainProgress"]
+    assert callback_paths(run) == ["trickbench.callbacks.LRWarmup", *DEFAULT_CALLBACKS, "trickbench.callbacks.PlainProgress"]
     note = capsys.readouterr().err
     assert "added back" in note and "ExactResume, FiniteLossGuard, LastCheckpoint" in note
 
@@ -59,6 +59,6 @@ def test_a_configured_model_checkpoint_replaces_last_checkpoint(fake_mnist: Path
     fit_smoke("configs/mnist_cnn.yaml", fake_mnist, run, "--config", "configs/trainer/keep_epoch_checkpoints.yaml",
               "--trainer.max_epochs", "2")  # fmt: skip
     paths = callback_paths(run)
-    assert "callbacks.LastCheckpoint" not in paths and "lightning.pytorch.callbacks.ModelCheckpoint" in paths
+    assert "trickbench.callbacks.LastCheckpoint" not in paths and "lightning.pytorch.callbacks.ModelCheckpoint" in paths
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert [n.split("-")[0] for n in names] == ["epoch=0", "epoch=1", "last.ckpt"]

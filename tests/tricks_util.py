@@ -9,8 +9,8 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_modules import Classifier
-from lightning_modules.nets import MLP
+from trickbench.lightning_modules import Classifier
+from trickbench.lightning_modules.nets import MLP
 
 
 def tiny_classifier(lr: float = 0.5, scheduler: Callable | None = None, **kwargs: Any) -> Classifier:

@@ -1,13 +1,14 @@
-"""The `trickbench` console command (and `python -m scripts.train`): LightningCLI's subcommands, with shipped
-configs found by name from any directory.
+"""The one `trickbench` command (also `python -m trickbench`): LightningCLI's subcommands with shipped configs
+found by name from any directory, and the tools (ablate, report, ensemble, data, score-gan) as subcommands.
 
     trickbench                                   # an overview: subcommands, shipped configs and fragments
     trickbench fit --config cifar10_fast --config tricks/ema --trainer.max_epochs 2
-    trickbench fit --config configs/cifar10_fast.yaml ...                  # a path works as before
-    trickbench fit --help                        # every argument of fit (imports Lightning: ~10 s)
+    trickbench fit --config configs/cifar10_fast.yaml ...                  # a path works too
+    trickbench fit --help                        # every argument of fit (imports Lightning)
+    trickbench ablate configs/ablations/cifar10_cpu_fast.yaml --dry-run
 
 The overview imports neither torch nor Lightning (it reads the YAML files' first comment lines), so it prints
-in well under a second; everything else is `trickbench.lightning_cli.cli_main`.
+at once; training is `trickbench.lightning_cli.cli_main`, each tool its module's `main(argv)`.
 """
 
 from __future__ import annotations
@@ -22,19 +23,28 @@ SUBCOMMANDS = {
     "test": "evaluate a checkpoint on the test split (writes R/eval/test-<time>/)",
     "predict": "run a checkpoint on the test split's inputs",
 }
+TOOLS = {  # subcommand -> (module with main(argv, prog), what it does)
+    "ablate": ("trickbench.scripts.ablate", "run an ablation file (arms x seeds), locally or as a SLURM array"),
+    "report": ("trickbench.scripts.report", "the paired trick table of an ablation's runs (Markdown, CSV, plots)"),
+    "ensemble": ("trickbench.scripts.ensemble", "combine several runs' test predictions; defer where they disagree"),
+    "data": ("trickbench.scripts.cifar_folder", "build or verify cifar-10-batches-py/ from a folder of images"),
+    "score-gan": ("trickbench.scripts.score_gan", "score a GAN run's samples with a trained classifier run"),
+}
 GROUPS = {"": "experiments", "tricks": "trick fragments (stack after a CIFAR-10 recipe)",
           "trainer": "trainer fragments", "variants": "variants of an experiment (stack after it)",
-          "ablations": "ablation presets (python -m scripts.ablate)"}  # fmt: skip
+          "ablations": "ablation presets (trickbench ablate)"}  # fmt: skip
 
 
 def configs_dir() -> Path:
-    """The shipped configs: the package `configs` (installed as package data; in a clone, the repo's folder)."""
+    """The shipped configs: the package `trickbench.configs` (package data; in an editable install, the clone's
+    configs/). Found through the package, never through the working directory, so a foreign `configs/` there
+    cannot shadow it."""
     import importlib.util
 
-    spec = importlib.util.find_spec("configs")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return Path(__file__).resolve().parents[1] / "configs"
+    spec = importlib.util.find_spec("trickbench.configs")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("trickbench.configs is not installed: reinstall with `pip install -e .` from the clone")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def describe(path: Path, width: int = 80) -> str:
@@ -54,10 +64,13 @@ def shipped() -> dict[str, Path]:
 
 
 def resolve_config(value: str) -> str:
-    """A `--config` value: an existing file as given; else a shipped config's name (with or without `.yaml`,
-    with or without a leading `configs/`); else unchanged, so LightningCLI reports the missing file."""
+    """A `--config` value: an existing file as given (read with today's class paths if it names older ones:
+    trickbench/aliases.py); else a shipped config's name (with or without `.yaml`, with or without a leading
+    `configs/`); else unchanged, so LightningCLI reports the missing file."""
     if Path(value).exists():
-        return value
+        from trickbench.aliases import upgrade_config_file
+
+        return upgrade_config_file(value)
     name = value.removeprefix("configs/").removesuffix(".yaml")
     found = shipped().get(name)
     return str(found) if found is not None else value
@@ -78,27 +91,38 @@ def resolve_args(argv: list[str]) -> list[str]:
 
 def overview(prog: str = "trickbench") -> str:
     configs = shipped()
-    lines = [f"usage: {prog} {{{','.join(SUBCOMMANDS)}}} --config NAME|FILE [--config ...] [--key value ...]", "",
+    lines = [f"usage: {prog} {{{','.join(SUBCOMMANDS)}}} --config NAME|FILE [--config ...] [--key value ...]",
+             f"       {prog} {{{','.join(TOOLS)}}} ... (each with --help)", "",
              "subcommands (each takes --help for its arguments):"]  # fmt: skip
     lines += [f"  {name:<10}{text}" for name, text in SUBCOMMANDS.items()]
+    lines += [f"  {name:<10}{text}" for name, (_, text) in TOOLS.items()]
     for group, title in GROUPS.items():
         names = [n for n in configs if (n.split("/")[0] if "/" in n else "") == group]
         if names:
             width = max(len(n) for n in names) + 2
             lines += ["", f"{title}:"] + [f"  {n:<{width}}{describe(configs[n], 110 - width)}" for n in names]
     lines += ["", "Configs stack left to right; a name is a file under configs/ (e.g. --config tricks/ema).",
-              "README.md: tricks table, ablations, results, guarantees."]  # fmt: skip
+              "Docs: docs/README.md (running, tricks, ablations, results, guarantees)."]  # fmt: skip
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, prog: str = "trickbench") -> None:
-    from trickbench import signals
+def run_tool(name: str, argv: list[str], prog: str) -> int:
+    import importlib
 
-    signals.hold()  # first: a SLURM time-limit warning during start-up waits for the Trainer's handler
+    result = importlib.import_module(TOOLS[name][0]).main(argv, prog=f"{prog} {name}")
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None, prog: str = "trickbench") -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv in (["-h"], ["--help"]):
         print(overview(prog))
         return
+    if argv[0] in TOOLS:
+        sys.exit(run_tool(argv[0], argv[1:], prog))
+    from trickbench import signals
+
+    signals.hold()  # first: a SLURM time-limit warning during start-up waits for the Trainer's handler
     sys.argv[1:] = resolve_args(argv)  # a DDP rank re-runs sys.argv: the resolved paths
     from trickbench.lightning_cli import cli_main
 

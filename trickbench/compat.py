@@ -24,7 +24,7 @@ run with an error naming it instead of silently changing what a run does.
 
 Replaced by public API (kept here as the record): `LightningCLI._instantiate_trainer` (now the public
 `instantiate_trainer`), `trainer._logger_connector.should_update_logs` (now `trainer.global_step` and
-`log_every_n_steps`, `lightning_modules.classifier.Classifier._log_step_now`). Not Lightning:
+`log_every_n_steps`, `trickbench.lightning_modules.classifier.Classifier._log_step_now`). Not Lightning:
 `object.__setattr__(module, "_fwd", net)` keeps a compiled net out of `nn.Module`'s child registry
 (`Classifier`), so `state_dict` keys stay `net.*`.
 """

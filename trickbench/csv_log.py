@@ -2,7 +2,7 @@
 
 Lightning's CSV writer deletes an existing metrics.csv when it starts ("Previous log files in this directory
 will be deleted when the new ones are saved!"). A run resumed into its own directory (`fit --ckpt_path last`,
-a requeued SLURM task, `scripts.ablate` after an interruption) therefore lost every row logged before the
+a requeued SLURM task, `trickbench.scripts.ablate` after an interruption) therefore lost every row logged before the
 interruption: the CPU trick table's cutmix seeds 0 and 1 have no rows before epoch 3. This logger reads the
 file before the writer starts and writes it back, so metrics.csv holds the rows of every segment, in order;
 the steps a resumed run redoes (those after its last checkpoint) appear again, with the same values under

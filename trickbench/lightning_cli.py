@@ -1,4 +1,4 @@
-"""The training CLI behind `trickbench` and `python -m scripts.train` (trickbench/cli.py is the entry point).
+"""The training CLI behind `trickbench` and `trickbench` (trickbench/cli.py is the entry point).
 
 LightningCLI with three additions: every run gets a run directory (resolved config,
 checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the final weights
@@ -30,7 +30,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from callbacks.run_dir import (
+from trickbench.callbacks.run_dir import (
     RunDirError,
     RunLock,
     default_run_dir,
@@ -40,11 +40,12 @@ from callbacks.run_dir import (
     process_start_time,  # fmt: skip
     provenance,
 )
-from callbacks.run_record import RunRecord, RunRecordError, load_record
-from callbacks.signal_gate import SignalGate
+from trickbench.callbacks.run_record import RunRecord, RunRecordError, load_record
+from trickbench.callbacks.signal_gate import SignalGate
 from trickbench import compat
-from trickbench.cli import configs_dir
+from trickbench.cli import configs_dir, resolve_args
 from trickbench.csv_log import ResumableCSVLogger
+from trickbench.datamodules.integrity import DatasetError
 from trickbench.io import atomic_write_json, atomic_write_text, error_text
 
 DEFAULTS_YAML = configs_dir() / "trainer" / "default.yaml"  # applied before every config
@@ -308,7 +309,7 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
     """Complete a parsed `trainer` section in place with trickbench's defaults (configs/trainer/default.yaml) that a
     config's own `callbacks:` / `plugins:` list replaced, and resolve the progress-bar rule, so the saved
     config.yaml names every callback and plugin of the run. Returns the names of the defaults added back."""
-    from callbacks import AtomicCheckpointIO, ExactResume, FiniteLossGuard, LastCheckpoint, PlainProgress
+    from trickbench.callbacks import AtomicCheckpointIO, ExactResume, FiniteLossGuard, LastCheckpoint, PlainProgress
 
     cbs = trainer.get("callbacks") or []
     cbs = list(cbs) if isinstance(cbs, list) else [cbs]
@@ -344,11 +345,11 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
 
 def plain_summary(trainer: Any) -> Any:
     """Swap the model summary that `enable_model_summary` made Lightning add (its own class, with a FLOPs column
-    of zeros) for `callbacks.ModelSummary` of the same depth; a summary callback the config names stays."""
+    of zeros) for `trickbench.callbacks.ModelSummary` of the same depth; a summary callback the config names stays."""
     from lightning.pytorch.callbacks import ModelSummary as LightningSummary
     from lightning.pytorch.callbacks import RichModelSummary
 
-    from callbacks import ModelSummary
+    from trickbench.callbacks import ModelSummary
 
     for i, cb in enumerate(trainer.callbacks):
         if type(cb) in (LightningSummary, RichModelSummary):
@@ -402,6 +403,8 @@ def main(args: Any = None) -> TrickbenchCLI:
     """Run one CLI invocation. Wall time counts from the process start for the first call in a process and
     from this call for later ones. A SIGTERM'd fit checkpoints, records `interrupted` and exits 143."""
     global _first_main
+    if isinstance(args, list):  # as on the command line: shipped configs by name, older class paths upgraded
+        args = resolve_args([str(a) for a in args])
     started_at = process_start_time() if _first_main else time.time()
     _first_main = False
     try:
@@ -427,20 +430,25 @@ def construction_error(err: BaseException) -> str | None:
     return union_reason(str(err)) if isinstance(err, ValueError) else None
 
 
+DEBUG_ENV = "TRICKBENCH_DEBUG"  # set to 1 to see the traceback behind a one-line error
+
+
 def cli_main() -> None:
-    """Console entry point: trickbench's own errors, and an argument a class rejects while being built, print
-    as one line (no traceback) and exit 2."""
+    """Console entry point: trickbench's own errors (run dir, run record, dataset), and an argument a class rejects
+    while being built, print as one line (no traceback; TRICKBENCH_DEBUG=1 shows it) and exit 2."""
     try:
         main()
-    except (RunDirError, RunRecordError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except (RunDirError, RunRecordError, DatasetError) as err:
+        fail(err, str(err))
     except ValueError as err:
         if (reason := construction_error(err)) is None:
             raise
-        print(f"error: {reason}", file=sys.stderr)
-        sys.exit(2)
+        fail(err, reason)
 
 
-if __name__ == "__main__":
-    cli_main()
+def fail(err: BaseException, line: str) -> NoReturn:
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        raise err
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(2)
+

@@ -5,7 +5,7 @@
 whiten_stem=True, head_pool="max3")` is airbench94's network: the same layers, created in the same
 order (so the same seed gives the same initial weights) and the same outputs for the same weights
 (tests/test_airbench_recipe.py checks both against the `airbench` package). With `whiten_stem` the
-stem's weight is frozen and set from the training data by `callbacks.PatchWhitening`.
+stem's weight is frozen and set from the training data by `trickbench.callbacks.PatchWhitening`.
 
 The default, `residual=True`, makes each group's second conv a residual branch `x + f(x)` at no
 extra compute, so stochastic depth has something to drop; `residual=False` has no DropPath at all.
@@ -18,9 +18,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lightning_modules.nets.layers import Init, Norm, conv, norm_layer
-from lightning_modules.ops.checks import check_range
-from lightning_modules.ops.drop_path import DropPath
+from trickbench.lightning_modules.nets.layers import Init, Norm, conv, norm_layer
+from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.lightning_modules.ops.drop_path import DropPath
 
 HeadPool = Literal["global_max", "max3"]
 
@@ -60,7 +60,7 @@ class AirbenchNet(nn.Module):
         bn_eps: BatchNorm epsilon (airbench94: 1e-12).
         bn_momentum: BatchNorm running-stat momentum in torch's convention (airbench94's 0.6 is 0.4 here).
         train_norm_weight: train the norm layers' scale; False freezes it at 1 (airbench94).
-        whiten_stem: freeze the stem weight, to be set from data by `callbacks.PatchWhitening`.
+        whiten_stem: freeze the stem weight, to be set from data by `trickbench.callbacks.PatchWhitening`.
         head_pool: "global_max" over the final map, or "max3" = `nn.MaxPool2d(3)` as in airbench94 (on
             the 4x4 map of a 32-px image that is the top-left 3x3 window).
     """

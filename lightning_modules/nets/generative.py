@@ -4,7 +4,7 @@
 discriminator: 1 logit). `ConvDecoder` maps a vector to image *logits* (VAE: Bernoulli logits or
 a sigmoid mean; GAN generator: squashed with tanh by the GAN). Both halve / double the spatial
 size with stride-2 4x4 convolutions until the feature map is <= 7x7 (28 -> 14 -> 7, 32 -> 16 -> 8 -> 4),
-as in Radford et al. 2016. The MLP encoder/decoder is `lightning_modules.nets.MLP`.
+as in Radford et al. 2016. The MLP encoder/decoder is `trickbench.lightning_modules.nets.MLP`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lightning_modules.ops.weight_std import WSConv2d
+from trickbench.lightning_modules.ops.weight_std import WSConv2d
 
 Norm = Literal["bn", "gn"]
 Init = Literal["default", "dirac"]

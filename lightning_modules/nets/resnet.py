@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_modules.nets.layers import Norm, conv, norm_layer
-from lightning_modules.ops.checks import check_range
-from lightning_modules.ops.drop_path import DropPath
+from trickbench.lightning_modules.nets.layers import Norm, conv, norm_layer
+from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.lightning_modules.ops.drop_path import DropPath
 
 Shortcut = Literal["A", "B"]
 

@@ -1,4 +1,4 @@
-"""The sweep harness behind `python -m scripts.ablate` (internals; the user-facing commands stay in `scripts/`).
+"""The sweep harness behind `trickbench ablate` (internals; the user-facing commands stay in `scripts/`).
 
 - `plan`: the ablation YAML file -> a `Plan` of (arm, seed) `Job`s with their commands and run directories.
 - `slurm`: the sbatch array script for a plan and the `srun` task entry.

@@ -1,8 +1,8 @@
-"""Several training runs in one Python process, one after another (`scripts.ablate --per-process N`).
+"""Several training runs in one Python process, one after another (`trickbench.scripts.ablate --per-process N`).
 
-    python -m scripts.ablation.batch MANIFEST.json
+    python -m trickbench.scripts.ablation.batch MANIFEST.json
 
-The manifest is a JSON list of `{"run_dir": DIR, "args": [subcommand and its arguments]}` (what `scripts.ablate` writes).
+The manifest is a JSON list of `{"run_dir": DIR, "args": [subcommand and its arguments]}` (what `trickbench.scripts.ablate` writes).
 Each run is its own `trickbench.lightning_cli.main(args)` call: its own LightningCLI, Trainer, seed, W&B run and
 run lock; the process start (interpreter, imports, a compiled graph's warm caches) is shared. Output of each run
 goes to its `stdout.log`/`stderr.log` (file descriptors 1 and 2 are redirected, so C-level and logging output
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     signals.hold()  # as `trickbench.cli.main`: a SLURM warning waits for the Trainer's handler
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m scripts.ablation.batch MANIFEST.json", file=sys.stderr)
+        print("usage: python -m trickbench.scripts.ablation.batch MANIFEST.json", file=sys.stderr)
         return 2
     entries = json.loads(Path(argv[0]).read_text())
     failed = 0

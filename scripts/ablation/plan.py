@@ -17,9 +17,9 @@ An ablation file (configs/ablations/*.yaml):
 
 `teacher: P` means: in the arm's fragments, every `teacher_checkpoint:` value is replaced by the
 prerequisite P's `checkpoints/last.ckpt` (and a `teacher:` net next to it by P's resolved net), in a
-generated copy written into the run directory (see `scripts.ablate.materialise`).
+generated copy written into the run directory (see `trickbench.scripts.ablate.materialise`).
 
-`evaluate: A` makes an arm that trains nothing: each of its seeds runs `scripts.train test` on the final
+`evaluate: A` makes an arm that trains nothing: each of its seeds runs `trickbench test` on the final
 checkpoint of arm A's run of the same seed, with A's configs plus the arm's fragments (a test-time trick, e.g.
 TTA). Its paired Δ against A is then the trick's effect on the very same weights.
 """
@@ -39,9 +39,9 @@ ARM_KEYS = {"fragments", "overrides", "teacher", "evaluate"}
 PREREQ_KEYS = {"fragments", "overrides", "seed"}
 PREREQ_DIR = "prerequisites"  # <runs>/<name>/prerequisites/<prereq>/seed<k>; never an arm name
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-TRAIN_CMD = [sys.executable, "-m", "scripts.train", "fit"]  # tests swap this for a fake trainer
-TEST_CMD = [sys.executable, "-m", "scripts.train", "test"]  # a test-only arm (`evaluate:`); swapped likewise
-BATCH_CMD = [sys.executable, "-m", "scripts.ablation.batch"]  # --per-process N: several runs in one process
+TRAIN_CMD = [sys.executable, "-m", "trickbench", "fit"]  # tests swap this for a fake trainer
+TEST_CMD = [sys.executable, "-m", "trickbench", "test"]  # a test-only arm (`evaluate:`); swapped likewise
+BATCH_CMD = [sys.executable, "-m", "trickbench.scripts.ablation.batch"]  # --per-process N: several runs in one process
 
 
 class AblationError(ValueError):
@@ -224,8 +224,8 @@ def prefix_length(job: Job) -> int:
 
 def command(plan: Plan, job: Job, fragments: list[str] | None = None, resume: str | None = None,
             evaluated_fragments: list[str] | None = None) -> list[str]:  # fmt: skip
-    """The `scripts.train fit` command line of one job (`fragments` replaces the job's, e.g. generated ones).
-    A test-only job (`evaluate:`): `scripts.train test` of the evaluated run's final checkpoint, with that run's
+    """The `trickbench fit` command line of one job (`fragments` replaces the job's, e.g. generated ones).
+    A test-only job (`evaluate:`): `trickbench test` of the evaluated run's final checkpoint, with that run's
     configs (`evaluated_fragments` replaces its fragments, e.g. generated ones) and then its own fragments."""
     cmd = list(TEST_CMD if job.evaluates else TRAIN_CMD)
     configs = list(job.fragments if fragments is None else fragments)

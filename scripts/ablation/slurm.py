@@ -1,6 +1,6 @@
-"""`scripts.ablate --launcher slurm`: the same plan as SLURM job arrays, one (arm, seed) per array task.
+"""`trickbench.scripts.ablate --launcher slurm`: the same plan as SLURM job arrays, one (arm, seed) per array task.
 
-Each array task runs `scripts.ablate CONFIG --task $SLURM_ARRAY_TASK_ID --srun`, i.e. the local launcher's
+Each array task runs `trickbench.scripts.ablate CONFIG --task $SLURM_ARRAY_TASK_ID --srun`, i.e. the local launcher's
 rules (skip finished, resume from last.ckpt, generated distillation fragment, stdout.log/stderr.log in the
 run folder, a failed prerequisite marks its dependants failed) with the training started under `srun`, which
 starts one process per task of the allocation for multi-GPU DDP (Lightning reads the ranks from SLURM).
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from scripts.ablation.plan import AblationError, Plan
+from trickbench.scripts.ablation.plan import AblationError, Plan
 from trickbench.io import atomic_write_text
 
 SLURM_KEYS = {"time", "cpus_per_task", "gpus_per_task", "gpus_per_node", "signal_seconds", "extra"}
@@ -80,7 +80,7 @@ def script_text(plan: Plan, config: str, runs_dir: str, sets: list[str]) -> str:
     """The sbatch script (every path absolute, so it works from any directory); submit.sh sets --array."""
     opts = options(plan)
     procs, gpus = resources(plan)
-    task = [sys.executable, "-m", "scripts.ablate", str(Path(config).resolve()), "--runs-dir", str(Path(runs_dir).resolve())]
+    task = [sys.executable, "-m", "trickbench", "ablate", str(Path(config).resolve()), "--runs-dir", str(Path(runs_dir).resolve())]
     task += [f"--set={s}" for s in sets]
     signal = int(opts.get("signal_seconds", 90))
     lines = [
@@ -204,7 +204,7 @@ def launch(plan: Plan, config: str, runs_dir: str, sets: list[str], submit: bool
     atomic_write_text(submitter, submit_text(plan, script), mode=0o777)  # executable
     print(f"wrote {script}\nwrote {submitter}")
     if not submit:
-        print(f"submit with: {submitter.resolve()}   (then: python -m scripts.ablate {config} --status)")
+        print(f"submit with: {submitter.resolve()}   (then: trickbench ablate {config} --status)")
         return 0
     check_cluster(plan)
     try:

@@ -1,4 +1,4 @@
-"""`python -m scripts.ablate FILE --status`: where each run of a sweep stands (local or SLURM).
+"""`trickbench ablate FILE --status`: where each run of a sweep stands (local or SLURM).
 
     finished   metrics.json says completed and the run's definition matches the plan
     running    a process holds the run directory's lock (PID shown), or SLURM says RUNNING
@@ -18,8 +18,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from callbacks.run_dir import lock_holder
-from scripts.ablation.plan import Job, Plan
+from trickbench.callbacks.run_dir import lock_holder
+from trickbench.scripts.ablation.plan import Job, Plan
 
 
 def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
@@ -43,7 +43,7 @@ def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
 
 
 def job_state(plan: Plan, index: int, job: Job, queue: dict[int, tuple[str, str]]) -> tuple[str, str]:
-    from scripts.ablate import run_state
+    from trickbench.scripts.ablate import run_state
 
     state = run_state(job, plan)[0]
     if state == "stale":

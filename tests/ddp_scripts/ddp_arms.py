@@ -78,7 +78,7 @@ data:
 
 
 def run_arms(out: Path, mnist: Path, cifar: Path, teacher: Path, ddp: bool) -> None:
-    from scripts.train import main
+    from trickbench.lightning_cli import main
 
     batch = 16 if ddp else 32
     placement = ["--trainer.strategy", "ddp", "--trainer.devices", "2"] if ddp else ["--trainer.devices", "1"]

@@ -4,7 +4,7 @@
 # accuracy and the test accuracy go to results.md. Usage: bash run.sh DATA_DIR OUT_DIR
 set -euo pipefail
 data=$1 out=$2
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/.."
 net=model.init_args.net.init_args
 declare -A variants=(
   [bn]=""                                                      # the baseline recipe
@@ -15,7 +15,7 @@ declare -A variants=(
   [gn_ws_norm_lr_1]="--$net.norm=gn --$net.weight_std=true --model.init_args.norm_lr_scale=1.0"
 )
 run() {
-  WANDB_MODE=disabled OMP_NUM_THREADS=1 python -m scripts.train fit --config configs/cifar10_cpu_fast.yaml \
+  WANDB_MODE=disabled OMP_NUM_THREADS=1 trickbench fit --config configs/cifar10_cpu_fast.yaml \
     --data.init_args.data_dir "$data" --data.init_args.accept_nonoriginal true --trainer.max_epochs 1 \
     --trainer.logger null --run_dir "$out/$1" ${variants[$1]} > "$out/$1.log" 2>&1
 }

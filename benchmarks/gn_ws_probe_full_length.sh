@@ -3,10 +3,10 @@
 # side at one thread each. Usage: bash full_length.sh DATA_DIR OUT_DIR
 set -euo pipefail
 data=$1 out=$2
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/.."
 net=model.init_args.net.init_args
 for seed in 0 1; do
-  WANDB_MODE=disabled OMP_NUM_THREADS=1 python -m scripts.train fit --config configs/cifar10_cpu_fast.yaml \
+  WANDB_MODE=disabled OMP_NUM_THREADS=1 trickbench fit --config configs/cifar10_cpu_fast.yaml \
     --config configs/tricks/gn_ws.yaml --model.init_args.norm_lr_scale=1.0 \
     --data.init_args.data_dir "$data" --data.init_args.accept_nonoriginal true \
     --seed_everything "$seed" --data.init_args.seed "$seed" --run_dir "$out/seed$seed" > "$out/seed$seed.log" 2>&1 &

@@ -1,11 +1,11 @@
-"""Assemble the run folder behind this report from the runs of several sessions (see COMMAND.md).
+"""Assemble a sweep's run folder from a committed report's raw/ copy plus a later machine's runs, when a sweep
+ran in several parts on machines whose run folders did not all survive (results/cifar10_cpu_fast/COMMAND.md).
 
-    python results/cifar10_cpu_fast/assemble.py --raw results/cifar10_cpu_fast/raw --runs /work/runs \
-        --out /work/assembled --set data.init_args.data_dir=/work/data
-    python -m scripts.report /work/assembled/cifar10_cpu_fast --out results/cifar10_cpu_fast --power
+    python -m benchmarks.assemble_sweep --raw results/cifar10_cpu_fast/raw --runs runs \
+        --out assembled --set data.init_args.data_dir=data
+    trickbench report assembled/cifar10_cpu_fast --out results/cifar10_cpu_fast --power
 
-A session's run folders do not outlive it; the committed report's raw/ copy does. Each planned run is taken from
-this session's run folder when it finished there, else from raw/. A run in both (one rerun to rebuild a
+Each planned run is taken from the new run folder when it finished there, else from raw/. A run in both (one rerun to rebuild a
 checkpoint that later runs need: the baseline for the TTA arm, the KD teacher) must have the same test metrics
 in both records, bit for bit, or nothing is written. raw/ copies made before the report kept definition.json get
 it recomputed from the plan; that is allowed only when no config file the run names changed between the run's
@@ -23,11 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]
 
-from scripts.ablate import definition, job_command, write_plan_record
-from scripts.ablation.plan import Job, Plan, load_plan
+from trickbench.scripts.ablate import definition, job_command, write_plan_record
+from trickbench.scripts.ablation.plan import Job, Plan, load_plan
 from trickbench.io import atomic_write_json
 
 ABLATION = "configs/ablations/cifar10_cpu_fast.yaml"
@@ -68,7 +67,7 @@ def take(plan: Plan, job: Job, raw: Path, out: Path) -> str:
         shutil.copy(new / "definition.json", target / "definition.json")
         if (new / "csv" / "metrics.csv").is_file():
             shutil.copy(new / "csv" / "metrics.csv", target / "metrics.csv")
-        return "rerun, identical test metrics" if old_rec is not None else "this session"
+        return "rerun, identical test metrics" if old_rec is not None else "new run"
     if old_rec is None:
         return "missing"
     shutil.copy(old / "metrics.json", target / "metrics.json")
@@ -94,7 +93,7 @@ def take(plan: Plan, job: Job, raw: Path, out: Path) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--raw", type=Path, required=True, help="the committed report's raw/ folder")
-    p.add_argument("--runs", type=Path, required=True, help="this session's --runs-dir (absolute, as swept)")
+    p.add_argument("--runs", type=Path, required=True, help="the new runs' --runs-dir (absolute, as swept)")
     p.add_argument("--out", type=Path, required=True, help="a new folder")
     p.add_argument("--set", action="append", default=[], help="the sweep's --set values")
     args = p.parse_args()

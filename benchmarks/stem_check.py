@@ -1,7 +1,7 @@
 """How much weight standardization changes a whitened stem: cosine between each stored whitening filter and
 its standardized version, from a run's checkpoint.
 
-    python results/cifar10_cpu_fast/superseded/gn_ws_stem_standardized/stem_check.py RUN_DIR/checkpoints/last.ckpt
+    python -m benchmarks.stem_check RUN_DIR/checkpoints/last.ckpt
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.ops.weight_std import standardize_weight
+from trickbench.lightning_modules.ops.weight_std import standardize_weight
 
 
 def main(ckpt_path: str) -> None:
