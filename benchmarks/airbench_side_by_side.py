@@ -29,8 +29,9 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "airbench_side_by_side"
@@ -46,7 +47,7 @@ class WallEvent:
     def record(self, *args: Any) -> None:
         self.t = time.perf_counter()
 
-    def elapsed_time(self, end: "WallEvent") -> float:
+    def elapsed_time(self, end: WallEvent) -> float:
         return (end.t - self.t) * 1e3
 
 
@@ -75,7 +76,9 @@ def airbench_child(seed: int, epochs: float | None) -> None:
     on_gpu = torch.cuda.is_available()
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     if on_gpu:
-        train_loader = utils.CifarLoader("cifar10", train=True, batch_size=1024, aug=lib_airbench94.hyp["aug"], altflip=True)
+        train_loader = utils.CifarLoader(
+            "cifar10", train=True, batch_size=1024, aug=lib_airbench94.hyp["aug"], altflip=True
+        )
         test_loader = utils.CifarLoader("cifar10", train=False, batch_size=2000)
         kwargs = {"epochs": epochs} if epochs else {}
         model = lib_airbench94.train94(train_loader, verbose=False, **kwargs)
@@ -84,13 +87,24 @@ def airbench_child(seed: int, epochs: float | None) -> None:
         torch.cuda.synchronize = lambda *a, **k: None  # type: ignore[assignment]
         original_init = utils.CifarLoader.__init__
 
-        def cpu_loader(self: Any, path: str, train: bool = True, batch_size: int = 500, aug: Any = None,
-                       drop_last: Any = None, shuffle: Any = None, altflip: bool = False, gpu: Any = 0) -> None:  # fmt: skip
+        def cpu_loader(
+            self: Any,
+            path: str,
+            train: bool = True,
+            batch_size: int = 500,
+            aug: Any = None,
+            drop_last: Any = None,
+            shuffle: Any = None,
+            altflip: bool = False,
+            gpu: Any = 0,
+        ) -> None:
             with cpu_fp32():
                 original_init(self, path, train, batch_size, aug, drop_last, shuffle, altflip, gpu="cpu")
 
         utils.CifarLoader.__init__ = cpu_loader  # type: ignore[method-assign]
-        train_loader = utils.CifarLoader("cifar10", train=True, batch_size=1024, aug=lib_airbench94.hyp["aug"], altflip=True)
+        train_loader = utils.CifarLoader(
+            "cifar10", train=True, batch_size=1024, aug=lib_airbench94.hyp["aug"], altflip=True
+        )
         test_loader = utils.CifarLoader("cifar10", train=False, batch_size=2000)
 
         def make_net() -> Any:
@@ -104,11 +118,21 @@ def airbench_child(seed: int, epochs: float | None) -> None:
     total_cpu, total_wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
     acc = utils.evaluate(model, test_loader, tta_level=0)  # not part of the timed run: subtracted by the driver
     extra_cpu = time.process_time() - start_cpu - total_cpu
-    print(json.dumps({"test_acc_tta": acc_tta, "test_acc_no_tta": acc, "in_process_train_cpu_s": train_cpu,
-                      "in_process_train_wall_s": train_wall, "in_process_train_and_tta_cpu_s": total_cpu,
-                      "in_process_train_and_tta_wall_s": total_wall, "untimed_no_tta_eval_cpu_s": extra_cpu,
-                      "airbench": airbench.__file__,
-                      "device": "cuda" if on_gpu else "cpu"}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "test_acc_tta": acc_tta,
+                "test_acc_no_tta": acc,
+                "in_process_train_cpu_s": train_cpu,
+                "in_process_train_wall_s": train_wall,
+                "in_process_train_and_tta_cpu_s": total_cpu,
+                "in_process_train_and_tta_wall_s": total_wall,
+                "untimed_no_tta_eval_cpu_s": extra_cpu,
+                "airbench": airbench.__file__,
+                "device": "cuda" if on_gpu else "cpu",
+            }
+        )
+    )
 
 
 def write_airbench_data(data_dir: Path, accept_nonoriginal: bool, work: Path) -> None:
@@ -146,8 +170,13 @@ def reap(procs: dict[int, tuple[str, subprocess.Popen, float]]) -> dict[str, dic
             continue
         name, proc, started = procs[pid]
         proc.returncode = os.waitstatus_to_exitcode(status)
-        done[name] = {"cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
-                      "wall_s": time.perf_counter() - started, "exit": proc.returncode}  # fmt: skip
+        done[name] = {
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "user_s": usage.ru_utime,
+            "sys_s": usage.ru_stime,
+            "wall_s": time.perf_counter() - started,
+            "exit": proc.returncode,
+        }
     return done
 
 
@@ -169,8 +198,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--trickbench_args", default="", help="extra arguments for scripts.train fit")
     ap.add_argument("--airbench_child", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--epochs", type=float, default=None,
-                    help="shorten airbench's schedule (smoke tests; pass the matching --trainer.max_steps in --trickbench_args)")
+    ap.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="shorten airbench's schedule (smoke tests; pass the matching --trainer.max_steps in --trickbench_args)",
+    )
     args = ap.parse_args()
     if args.airbench_child is not None:
         return airbench_child(args.airbench_child, args.epochs)
@@ -191,13 +224,35 @@ def main() -> None:
     runs = []
     for k in range(args.runs):
         run_dir = work / f"trickbench_run{k}"
-        tb_cmd = [sys.executable, "-m", "trickbench", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
-                  "--data.init_args.data_dir", args.data_dir, "--seed_everything", str(k), "--run_dir", str(run_dir),
-                  "--overwrite", "true", *precision,
-                  *(["--data.init_args.accept_nonoriginal", "true"] if args.accept_nonoriginal else []),
-                  *shlex.split(args.trickbench_args)]  # fmt: skip
-        ab_cmd = [sys.executable, "-m", "benchmarks.airbench_side_by_side", "--data_dir", args.data_dir,
-                  "--airbench_child", str(k), *(["--epochs", str(args.epochs)] if args.epochs else [])]  # fmt: skip
+        tb_cmd = [
+            sys.executable,
+            "-m",
+            "trickbench",
+            "fit",
+            "--config",
+            str(REPO / "configs/cifar10_fast.yaml"),
+            "--data.init_args.data_dir",
+            args.data_dir,
+            "--seed_everything",
+            str(k),
+            "--run_dir",
+            str(run_dir),
+            "--overwrite",
+            "true",
+            *precision,
+            *(["--data.init_args.accept_nonoriginal", "true"] if args.accept_nonoriginal else []),
+            *shlex.split(args.trickbench_args),
+        ]
+        ab_cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.airbench_side_by_side",
+            "--data_dir",
+            args.data_dir,
+            "--airbench_child",
+            str(k),
+            *(["--epochs", str(args.epochs)] if args.epochs else []),
+        ]
         sides = [("airbench", ab_cmd, work), ("trickbench", tb_cmd, REPO)]
         if k % 2:
             sides.reverse()
@@ -213,7 +268,9 @@ def main() -> None:
         for name, cmd, _ in sides:
             result[name]["command"] = shlex.join(cmd)
             if result[name]["exit"] != 0:
-                raise SystemExit(f"{name} run {k} failed (exit {result[name]['exit']}); see {work / f'{name}_run{k}.log'}")
+                raise SystemExit(
+                    f"{name} run {k} failed (exit {result[name]['exit']}); see {work / f'{name}_run{k}.log'}"
+                )
         result["airbench"].update(last_json(work / f"airbench_run{k}.log"))
         result["airbench"]["cpu_s"] -= result["airbench"]["untimed_no_tta_eval_cpu_s"]
         record = json.loads((run_dir / "metrics.json").read_text())
@@ -224,27 +281,40 @@ def main() -> None:
         runs.append(result)
         print(json.dumps({k2: result[k2] for k2 in ("run", "ratio_cpu", "ratio_wall")}), flush=True)
 
-    payload = {"provenance": started_with, "threads_per_side": args.threads, "concurrent": not args.sequential,
-               "device": "cuda" if gpu else "cpu", "command": "python -m benchmarks.airbench_side_by_side "
-               + shlex.join(sys.argv[1:]), "runs": runs}  # fmt: skip
+    payload = {
+        "provenance": started_with,
+        "threads_per_side": args.threads,
+        "concurrent": not args.sequential,
+        "device": "cuda" if gpu else "cpu",
+        "command": "python -m benchmarks.airbench_side_by_side " + shlex.join(sys.argv[1:]),
+        "runs": runs,
+    }
     save(out, "side_by_side", payload, report(payload))
 
 
 def report(p: dict[str, Any]) -> str:
     from benchmarks.common import provenance_lines  # not at import: the airbench child imports this module
+
     prov = p["provenance"]
     rows = ["| run | side | test acc (TTA) | test acc (no TTA) | CPU s | wall s |", "|---|---|---|---|---|---|"]
     for r in p["runs"]:
         for side in ("airbench", "trickbench"):
             s = r[side]
             no_tta = s.get("test_acc_no_tta")
-            rows.append(f"| {r['run']} | {side} | {100 * s['test_acc_tta']:.2f}% | "
-                        f"{'' if no_tta is None else f'{100 * no_tta:.2f}%'} | {s['cpu_s']:.0f} | {s['wall_s']:.0f} |")  # fmt: skip
-    ratios = "\n".join(f"- run {r['run']}: CPU seconds trickbench / airbench = {r['ratio_cpu']:.3f}, wall = "
-                       f"{r['ratio_wall']:.3f}" for r in p["runs"])  # fmt: skip
+            rows.append(
+                f"| {r['run']} | {side} | {100 * s['test_acc_tta']:.2f}% | "
+                f"{'' if no_tta is None else f'{100 * no_tta:.2f}%'} | {s['cpu_s']:.0f} | {s['wall_s']:.0f} |"
+            )
+    ratios = "\n".join(
+        f"- run {r['run']}: CPU seconds trickbench / airbench = {r['ratio_cpu']:.3f}, wall = {r['ratio_wall']:.3f}"
+        for r in p["runs"]
+    )
     return (
         "# airbench94 (its own code) vs trickbench's fast preset, side by side\n\n"
-        + "\n".join(rows) + "\n\n" + ratios + "\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + ratios
+        + "\n\n"
         f"- device: {p['device']}; {p['threads_per_side']} torch thread(s) per side; "
         f"{'both sides at once' if p['concurrent'] else 'one side at a time'}\n"
         f"- CPU s / wall s: the whole child process (start-up, data, training, test with TTA)\n"

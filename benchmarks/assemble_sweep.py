@@ -5,7 +5,8 @@ ran in several parts on machines whose run folders did not all survive (results/
         --out assembled --set data.init_args.data_dir=data
     trickbench report assembled/cifar10_cpu_fast --out results/cifar10_cpu_fast --power
 
-Each planned run is taken from the new run folder when it finished there, else from raw/. A run in both (one rerun to rebuild a
+Each planned run is taken from the new run folder when it finished there, else from raw/. A run in both (one rerun to
+rebuild a
 checkpoint that later runs need: the baseline for the TTA arm, the KD teacher) must have the same test metrics
 in both records, bit for bit, or nothing is written. raw/ copies made before the report kept definition.json get
 it recomputed from the plan; that is allowed only when no config file the run names changed between the run's
@@ -23,11 +24,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from trickbench.io import atomic_write_json
 from trickbench.scripts.ablate import definition, job_command, write_plan_record
 from trickbench.scripts.ablation.plan import Job, Plan, load_plan
-from trickbench.io import atomic_write_json
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ABLATION = "configs/ablations/cifar10_cpu_fast.yaml"
 
@@ -61,8 +62,10 @@ def take(plan: Plan, job: Job, raw: Path, out: Path) -> str:
     target.mkdir(parents=True)
     if new_rec is not None:
         if old_rec is not None and old_rec.get("test") != new_rec.get("test"):
-            raise SystemExit(f"{job.label}: rerun test metrics {new_rec.get('test')} differ from the earlier "
-                             f"record's {old_rec.get('test')}; nothing assembled")  # fmt: skip
+            raise SystemExit(
+                f"{job.label}: rerun test metrics {new_rec.get('test')} differ from the earlier "
+                f"record's {old_rec.get('test')}; nothing assembled"
+            )
         shutil.copy(new / "metrics.json", target / "metrics.json")
         shutil.copy(new / "definition.json", target / "definition.json")
         if (new / "csv" / "metrics.csv").is_file():
@@ -78,9 +81,7 @@ def take(plan: Plan, job: Job, raw: Path, out: Path) -> str:
         return "raw/"
     commit = old_rec["provenance"]["git_commit"].removesuffix("-dirty")
     if not configs_unchanged(plan, job, commit):
-        raise SystemExit(
-            f"{job.label}: a config file changed since {commit}; cannot recompute its definition"
-        )
+        raise SystemExit(f"{job.label}: a config file changed since {commit}; cannot recompute its definition")
     argv = old_rec["provenance"]["argv"]  # the run's process's arguments (a resume adds --ckpt_path)
     ran = [a for a in argv[argv.index("fit") + 1 :] if not a.startswith("--ckpt_path")]
     planned = job_command(plan, job, None, write=False)
@@ -108,9 +109,7 @@ def main() -> int:
     for label, source in sources.items():
         print(f"{label:32s} {source}")
     missing = [label for label, source in sources.items() if source == "missing"]
-    print(
-        f"\n{len(sources) - len(missing)} of {len(sources)} planned runs assembled in {args.out / plan.name}"
-    )
+    print(f"\n{len(sources) - len(missing)} of {len(sources)} planned runs assembled in {args.out / plan.name}")
     return 0
 
 

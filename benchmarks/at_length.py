@@ -30,8 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "at_length"
 ABLATION_BASE = ["configs/cifar10_resnet20.yaml", "configs/tricks/cosine.yaml"]  # configs/ablations/cifar10_cpu.yaml's
 BASE_STEPS_PER_EPOCH = 50_000 // 128  # the ablation base: CIFAR-10's 50k training images, batches of 128, drop_last
-BASE_OVERRIDES = ["--data.init_args.batch_size=128", "--data.init_args.eval_batch_size=256",
-                  "--trainer.limit_val_batches=0"]  # fmt: skip
+BASE_OVERRIDES = [
+    "--data.init_args.batch_size=128",
+    "--data.init_args.eval_batch_size=256",
+    "--trainer.limit_val_batches=0",
+]
 
 
 def entries() -> dict[str, list[str]]:
@@ -52,8 +55,18 @@ def fit_cmd(files: list[str], run_dir: Path, data_dir: str, nonorig: bool, extra
     cmd = [sys.executable, "-m", "trickbench", "fit"]
     for f in files:
         cmd += ["--config", f]
-    cmd += ["--data.init_args.data_dir", data_dir, "--run_dir", str(run_dir), "--trainer.precision", "32-true",
-            "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    cmd += [
+        "--data.init_args.data_dir",
+        data_dir,
+        "--run_dir",
+        str(run_dir),
+        "--trainer.precision",
+        "32-true",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     if nonorig:
         cmd += ["--data.init_args.accept_nonoriginal", "true"]
     if files[0] in ABLATION_BASE:
@@ -94,8 +107,10 @@ def live_vs_final(run_dir: Path, data_dir: str) -> dict[str, float] | None:
     @torch.no_grad()
     def accuracy() -> float:
         model.eval()
-        hits = sum(int((model.eval_logits(dm.eval_transform(xb)).argmax(1) == yb).sum())
-                   for xb, yb in zip(x.split(500), y.split(500)))  # fmt: skip
+        hits = sum(
+            int((model.eval_logits(dm.eval_transform(xb)).argmax(1) == yb).sum())
+            for xb, yb in zip(x.split(500), y.split(500))
+        )
         return hits / len(y)
 
     final = accuracy()
@@ -115,15 +130,30 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
     if name == "trick:kd":  # the fragment with the teacher's checkpoint and net filled in (as scripts.ablate does)
         import yaml
 
-        from trickbench.scripts.ablate import _fill_teacher
         from trickbench.io import atomic_write_text
+        from trickbench.scripts.ablate import _fill_teacher
 
         teacher = work / "kd_teacher"
         if not (record(teacher) or {}).get("status") == "completed":  # the base at twice the budget, first
-            steps = int(2 * args.budget / 0.6)  # ~0.6 CPU-s per ResNet-20 step of 128 (configs/ablations/cifar10_cpu.yaml)
-            resume = ["--ckpt_path", "last"] if (teacher / "checkpoints" / "last.ckpt").is_file() else ["--overwrite", "true"]
-            run(fit_cmd(ABLATION_BASE, teacher, args.data_dir, args.accept_nonoriginal,
-                        ["--trainer.max_steps", str(steps)] + resume), work / "kd_teacher.log", env)  # fmt: skip
+            steps = int(
+                2 * args.budget / 0.6
+            )  # ~0.6 CPU-s per ResNet-20 step of 128 (configs/ablations/cifar10_cpu.yaml)
+            resume = (
+                ["--ckpt_path", "last"]
+                if (teacher / "checkpoints" / "last.ckpt").is_file()
+                else ["--overwrite", "true"]
+            )
+            run(
+                fit_cmd(
+                    ABLATION_BASE,
+                    teacher,
+                    args.data_dir,
+                    args.accept_nonoriginal,
+                    ["--trainer.max_steps", str(steps)] + resume,
+                ),
+                work / "kd_teacher.log",
+                env,
+            )
         tree = yaml.safe_load((REPO / files[-1]).read_text())
         net = yaml.safe_load((teacher / "config.yaml").read_text())["model"]["init_args"]["net"]
         _fill_teacher(tree, str(teacher / "checkpoints" / "last.ckpt"), net)
@@ -133,19 +163,47 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
     done = record(run_dir)
     if not (done and done.get("status") == "completed"):
         if not record(probe_dir):
-            run(fit_cmd(files, probe_dir, args.data_dir, args.accept_nonoriginal,
-                        extra + ["--trainer.max_steps", "10", "--trainer.limit_test_batches", "0"]), log, env)  # fmt: skip
+            run(
+                fit_cmd(
+                    files,
+                    probe_dir,
+                    args.data_dir,
+                    args.accept_nonoriginal,
+                    extra + ["--trainer.max_steps", "10", "--trainer.limit_test_batches", "0"],
+                ),
+                log,
+                env,
+            )
     step_s = record(probe_dir)["fit_seconds"] / 10
     steps = max(10, int(args.budget / step_s))
     if not (done and done.get("status") == "completed"):
-        resume = ["--ckpt_path", "last"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else ["--overwrite", "true"]
-        run(fit_cmd(files, run_dir, args.data_dir, args.accept_nonoriginal, extra + ["--trainer.max_steps", str(steps)] + resume),
-            log, env)  # fmt: skip
+        resume = (
+            ["--ckpt_path", "last"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else ["--overwrite", "true"]
+        )
+        run(
+            fit_cmd(
+                files,
+                run_dir,
+                args.data_dir,
+                args.accept_nonoriginal,
+                extra + ["--trainer.max_steps", str(steps)] + resume,
+            ),
+            log,
+            env,
+        )
     rec = record(run_dir)
-    return {"name": name, "configs": files, "max_steps": steps, "probe_step_s": step_s, "fit_seconds": rec.get("fit_seconds"),
-            "test": rec.get("test"), "weights": live_vs_final(run_dir, args.data_dir),
-            "command": shlex.join(fit_cmd(files, run_dir, args.data_dir, args.accept_nonoriginal,
-                                          extra + ["--trainer.max_steps", str(steps)]))}  # fmt: skip
+    return {
+        "name": name,
+        "configs": files,
+        "max_steps": steps,
+        "probe_step_s": step_s,
+        "fit_seconds": rec.get("fit_seconds"),
+        "test": rec.get("test"),
+        "weights": live_vs_final(run_dir, args.data_dir),
+        "command": shlex.join(
+            fit_cmd(files, run_dir, args.data_dir, args.accept_nonoriginal, extra + ["--trainer.max_steps", str(steps)])
+        ),
+    }
 
 
 def main() -> None:
@@ -181,21 +239,32 @@ def main() -> None:
                 print(json.dumps({"done": name, "weights": results[-1]["weights"]}), flush=True)
             except Exception as err:  # one broken entry is a row in the table, not a lost sweep
                 failures[name] = str(err)
-    payload = {"provenance": started_with, "budget_cpu_s": args.budget, "jobs": args.jobs,
-               "wall_s": time.perf_counter() - started, "command": "python -m benchmarks.at_length " + shlex.join(sys.argv[1:]),
-               "entries": results, "failures": failures}  # fmt: skip
+    payload = {
+        "provenance": started_with,
+        "budget_cpu_s": args.budget,
+        "jobs": args.jobs,
+        "wall_s": time.perf_counter() - started,
+        "command": "python -m benchmarks.at_length " + shlex.join(sys.argv[1:]),
+        "entries": results,
+        "failures": failures,
+    }
     save(args.out, "at_length", payload, report(payload))
 
 
 def report(p: dict[str, Any]) -> str:
     from benchmarks.common import provenance_lines
-    rows = ["| entry | steps | final weights, test acc | live weights, test acc | final - live | other test metrics |",
-            "|---|---|---|---|---|---|"]  # fmt: skip
+
+    rows = [
+        "| entry | steps | final weights, test acc | live weights, test acc | final - live | other test metrics |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in p["entries"]:
         w = e["weights"]
         if w:
-            rows.append(f"| {e['name']} | {e['max_steps']} | {100 * w['final']:.2f}% | {100 * w['live']:.2f}% | "
-                        f"{100 * (w['final'] - w['live']):+.2f} | |")  # fmt: skip
+            rows.append(
+                f"| {e['name']} | {e['max_steps']} | {100 * w['final']:.2f}% | {100 * w['live']:.2f}% | "
+                f"{100 * (w['final'] - w['live']):+.2f} | |"
+            )
         else:
             other = ", ".join(f"{k} {v:.4g}" for k, v in (e["test"] or {}).items())
             rows.append(f"| {e['name']} | {e['max_steps']} | | | | {other} |")
@@ -204,7 +273,8 @@ def report(p: dict[str, Any]) -> str:
     prov = p["provenance"]
     return (
         f"# Every CIFAR-10 config and trick fragment at a fixed CPU budget ({p['budget_cpu_s']:.0f} CPU-s each)\n\n"
-        + "\n".join(rows) + "\n\n"
+        + "\n".join(rows)
+        + "\n\n"
         "- final: the weights the run reports (its EMA / Lookahead average if it has one); live: the optimizer's "
         "own weights from the same checkpoint; both with the config's TTA, on the full 10k test set\n"
         f"- machine: {prov['cpu']}, 1 torch thread per run, {p['jobs']} runs at once; wall {p['wall_s'] / 3600:.1f} h\n"

@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> None:
         raw.append({"round": r, "channels_last_s": cl, "contiguous_s": plain})
         rows.append([r, cl, plain, plain / cl])
     body = table(["round", "channels_last CPU-s/step", "contiguous CPU-s/step", "contiguous / channels_last"], rows)
-    save_with_machine(args.out, "channels_last", {"rounds": raw, "steps": args.steps, "net": NET},
-                      f"channels_last vs contiguous, CPU trick-table net (batch {BATCH})", body)  # fmt: skip
+    save_with_machine(
+        args.out,
+        "channels_last",
+        {"rounds": raw, "steps": args.steps, "net": NET},
+        f"channels_last vs contiguous, CPU trick-table net (batch {BATCH})",
+        body,
+    )
     print(body)
 
 

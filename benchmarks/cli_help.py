@@ -44,12 +44,16 @@ def main() -> None:
     base = statistics.median(times["python -c pass"])
     rows = ["| command | median wall s | min | max | / python -c pass |", "|---|---|---|---|---|"]
     for name, ts in times.items():
-        rows.append(f"| `{name}` | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | "
-                    f"{statistics.median(ts) / base:.1f}x |")  # fmt: skip
-    md = (f"# CLI `--help` latency ({args.repeats} fresh processes each, alternating)\n\n" + "\n".join(rows) + "\n\n"
-          f"- command: `python -m benchmarks.cli_help {shlex.join(sys.argv[1:])}`\n"
-          f"- machine: {prov['cpu']}, {os.cpu_count()} CPUs; load average at the end {os.getloadavg()[0]:.2f} (other "
-          "processes may share the machine: compare the ratio column)\n" + provenance_lines(prov))  # fmt: skip
+        rows.append(
+            f"| `{name}` | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | "
+            f"{statistics.median(ts) / base:.1f}x |"
+        )
+    md = (
+        f"# CLI `--help` latency ({args.repeats} fresh processes each, alternating)\n\n" + "\n".join(rows) + "\n\n"
+        f"- command: `python -m benchmarks.cli_help {shlex.join(sys.argv[1:])}`\n"
+        f"- machine: {prov['cpu']}, {os.cpu_count()} CPUs; load average at the end {os.getloadavg()[0]:.2f} (other "
+        "processes may share the machine: compare the ratio column)\n" + provenance_lines(prov)
+    )
     save(OUT, "cli_help", {"provenance": prov, "repeats": args.repeats, "seconds": times}, md)
 
 

@@ -69,8 +69,11 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def provenance_lines(prov: dict[str, Any]) -> str:
-    """`- versions: ...` and `- git commit: ...` lines (newline-terminated) from `trickbench.callbacks.run_dir.provenance()`."""
-    return f"- versions: {json.dumps(prov['versions'])}\n- git commit: {prov['git_commit']} (dirty: {prov['git_dirty']})\n"
+    """`- versions: ...` and `- git commit: ...` lines (newline-terminated) from
+    `trickbench.callbacks.run_dir.provenance()`."""
+    return (
+        f"- versions: {json.dumps(prov['versions'])}\n- git commit: {prov['git_commit']} (dirty: {prov['git_dirty']})\n"
+    )
 
 
 def save(out: str | Path, name: str, payload: dict[str, Any], markdown: str) -> None:
@@ -90,7 +93,8 @@ def save_with_machine(out: str | Path, name: str, payload: dict[str, Any], title
     where = f"{m['cpu']} ({m['cpu_count']} cores), torch threads {m['torch_threads']}, load avg {m['loadavg_1_5_15']}"
     if "gpu" in m:
         where = f"{m['gpu']}; " + where
-    md = f"# {title}\n\n{body_md}\n\n- machine: {where}\n- versions: torch {m['torch']}, lightning {m.get('lightning')}\n"
+    md = f"# {title}\n\n{body_md}\n\n- machine: {where}\n"
+    md += f"- versions: torch {m['torch']}, lightning {m.get('lightning')}\n"
     md += f"- date: {m['date_utc']} UTC\n- command: `{payload['command']}`\n- raw: `{name}.json`\n"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

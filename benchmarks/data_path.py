@@ -37,7 +37,9 @@ class UncheckedCIFAR10(CIFAR10):
     """torchvision's CIFAR10 with the md5 comparison replaced by a presence check (see module doc)."""
 
     def _check_integrity(self) -> bool:
-        return all(os.path.isfile(os.path.join(self.root, self.base_folder, f)) for f, _ in self.train_list + self.test_list)
+        return all(
+            os.path.isfile(os.path.join(self.root, self.base_folder, f)) for f, _ in self.train_list + self.test_list
+        )
 
     def _load_meta(self) -> None:
         with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as fh:
@@ -61,10 +63,13 @@ def tensor_side(data_dir: str, batch_size: int, max_images: int) -> float:
 
 
 def torchvision_side(data_dir: str, batch_size: int, max_images: int, workers: int) -> float:
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    tf = T.Compose(
+        [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+    )
     ds = UncheckedCIFAR10(data_dir, train=True, download=False, transform=tf)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        persistent_workers=False)  # fmt: skip
+    loader = DataLoader(
+        ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers, persistent_workers=False
+    )
     return _drain(iter(loader), max_images)
 
 
@@ -93,16 +98,27 @@ def main(argv: list[str] | None = None) -> dict:
         sides[f"torchvision_w{w}"] = lambda w=w: torchvision_side(args.data_dir, args.batch_size, args.images, w)
     ips: dict[str, list[float]] = {k: [] for k in sides}
     for rep in range(args.repeats):
-        for name in (list(sides) if rep % 2 == 0 else list(sides)[::-1]):
+        for name in list(sides) if rep % 2 == 0 else list(sides)[::-1]:
             ips[name].append(sides[name]())
             print(f"rep {rep} {name:16s} {ips[name][-1]:10.0f} img/s", flush=True)
     med = {k: median(v) for k, v in ips.items()}
     rows = [[k, f"{v:.0f}", f"{med['tensorloader'] / v:.1f}x"] for k, v in med.items()]
-    md = table(["data path (crop pad 4 + flip + normalise, batch %d)" % args.batch_size, "images/s (median)",
-                "TensorLoader speed-up"], rows)  # fmt: skip
+    md = table(
+        [
+            f"data path (crop pad 4 + flip + normalise, batch {args.batch_size})",
+            "images/s (median)",
+            "TensorLoader speed-up",
+        ],
+        rows,
+    )
     md += f"\n\nMedian of {args.repeats} alternating repeats of {args.images} images each (worker start-up included)."
-    save_with_machine(args.out, "data_path", {"args": vars(args), "images_per_s": ips, "median_images_per_s": med},
-         "Data path: TensorLoader + batched augmentation vs torchvision CIFAR10 + DataLoader", md)  # fmt: skip
+    save_with_machine(
+        args.out,
+        "data_path",
+        {"args": vars(args), "images_per_s": ips, "median_images_per_s": med},
+        "Data path: TensorLoader + batched augmentation vs torchvision CIFAR10 + DataLoader",
+        md,
+    )
     print(md)
     return med
 

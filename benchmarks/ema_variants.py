@@ -58,11 +58,14 @@ class Shadows(Callback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         net = pl_module.net
         self.lightning = AveragedModel(net, avg_fn=get_ema_avg_fn(self.decay), use_buffers=True)
-        self.copies = {name: copy.deepcopy(net).requires_grad_(False)
-                       for name in ("ema_copy", "ema_recompute", "ema_warmup_copy", "ema_late_copy")}  # fmt: skip
+        self.copies = {
+            name: copy.deepcopy(net).requires_grad_(False)
+            for name in ("ema_copy", "ema_recompute", "ema_warmup_copy", "ema_late_copy")
+        }
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         net = pl_module.net
         self.lightning.update_parameters(net)
         live = float_state(net, buffers=False)
@@ -70,7 +73,9 @@ class Shadows(Callback):
             if name == "ema_late_copy" and trainer.global_step < trainer.estimated_stepping_batches // 2:
                 lerp_into(float_state(avg, buffers=False), live, 0.0)  # a copy until half-way
                 continue
-            lerp_into(float_state(avg, buffers=False), live, ema_decay(self.updates, self.decay, name == "ema_warmup_copy"))
+            lerp_into(
+                float_state(avg, buffers=False), live, ema_decay(self.updates, self.decay, name == "ema_warmup_copy")
+            )
         self.updates += 1
 
     @torch.no_grad()
@@ -79,7 +84,10 @@ class Shadows(Callback):
         device = next(net.parameters()).device
         for name, avg in self.copies.items():
             if name == "ema_recompute":
-                batches = (dm.eval_transform(x.to(device)) for x, _ in itertools.islice(dm.train_dataloader(), self.update_bn_batches))
+                batches = (
+                    dm.eval_transform(x.to(device))
+                    for x, _ in itertools.islice(dm.train_dataloader(), self.update_bn_batches)
+                )
                 update_bn(batches, avg)
             else:
                 for a, b in zip(avg.buffers(), net.buffers()):
@@ -90,8 +98,10 @@ class Shadows(Callback):
         for name, model in models.items():
             was = model.training
             model.eval()
-            correct = sum(int((model(dm.eval_transform(xb.to(device))).argmax(1) == yb.to(device)).sum())
-                          for xb, yb in zip(x.split(2000), y.split(2000)))  # fmt: skip
+            correct = sum(
+                int((model(dm.eval_transform(xb.to(device))).argmax(1) == yb.to(device)).sum())
+                for xb, yb in zip(x.split(2000), y.split(2000))
+            )
             model.train(was)
             scores[name] = correct / len(y)
         Path(self.out).write_text(json.dumps({"test_acc_no_tta": scores, "steps": trainer.global_step}) + "\n")
@@ -116,12 +126,25 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
-    base = [sys.executable, "-m", "trickbench", "fit", "--config", str(REPO / "configs/cifar10_fast.yaml"),
-            "--data.init_args.data_dir", args.data_dir, "--trainer.max_epochs", str(args.epochs),
-            "--trainer.max_steps", "-1", "--overwrite", "true",
-            *([] if torch.cuda.is_available() else ["--trainer.precision", "32-true"]),
-            *(["--data.init_args.accept_nonoriginal", "true"] if args.accept_nonoriginal else []),
-            *shlex.split(args.extra)]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "trickbench",
+        "fit",
+        "--config",
+        str(REPO / "configs/cifar10_fast.yaml"),
+        "--data.init_args.data_dir",
+        args.data_dir,
+        "--trainer.max_epochs",
+        str(args.epochs),
+        "--trainer.max_steps",
+        "-1",
+        "--overwrite",
+        "true",
+        *([] if torch.cuda.is_available() else ["--trainer.precision", "32-true"]),
+        *(["--data.init_args.accept_nonoriginal", "true"] if args.accept_nonoriginal else []),
+        *shlex.split(args.extra),
+    ]
     shadows_json = work / "shadows.json"
     # The preset with its Lookahead callback replaced by Shadows (everything else as shipped).
     import yaml
@@ -130,9 +153,12 @@ def main() -> None:
     callbacks = preset["trainer"]["callbacks"]
     swapped = [c for c in callbacks if c["class_path"] != "trickbench.callbacks.Lookahead"]
     if len(swapped) != len(callbacks) - 1:
-        raise SystemExit("configs/cifar10_fast.yaml no longer has exactly one callbacks.Lookahead; update this benchmark")
-    preset["trainer"]["callbacks"] = swapped + [{"class_path": "benchmarks.ema_variants.Shadows",
-                                                  "init_args": {"out": str(shadows_json)}}]  # fmt: skip
+        raise SystemExit(
+            "configs/cifar10_fast.yaml no longer has exactly one callbacks.Lookahead; update this benchmark"
+        )
+    preset["trainer"]["callbacks"] = swapped + [
+        {"class_path": "benchmarks.ema_variants.Shadows", "init_args": {"out": str(shadows_json)}}
+    ]
     (work / "shadows.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
     with_shadows = [str(work / "shadows.yaml") if a == str(REPO / "configs/cifar10_fast.yaml") else a for a in base]
     cmds = {
@@ -140,29 +166,56 @@ def main() -> None:
         "shadows": with_shadows + ["--run_dir", str(work / "shadows")],
     }
     started = time.perf_counter()
-    procs = {name: subprocess.Popen(cmd, cwd=REPO, env=env, stdout=(work / f"{name}.log").open("w"),
-                                    stderr=subprocess.STDOUT) for name, cmd in cmds.items()}  # fmt: skip
+    procs = {
+        name: subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=(work / f"{name}.log").open("w"), stderr=subprocess.STDOUT
+        )
+        for name, cmd in cmds.items()
+    }
     for name, proc in procs.items():
         if proc.wait() != 0:
             raise SystemExit(f"{name} failed (exit {proc.returncode}); see {work / f'{name}.log'}")
     records = {name: json.loads((work / name / "metrics.json").read_text()) for name in cmds}
     # The Lookahead run's final weights without TTA: a `test` of its checkpoint (writes into lookahead/eval/).
-    test_cmd = [sys.executable, "-m", "trickbench", "test", "--config", str(work / "lookahead" / "config.yaml"),
-                "--run_dir", str(work / "lookahead"), "--ckpt_path", "last", "--model.init_args.tta_flip", "false",
-                "--model.init_args.tta_translate", "false"]  # fmt: skip
-    subprocess.run(test_cmd, cwd=REPO, env=env, check=True, stdout=(work / "lookahead_test.log").open("w"),
-                   stderr=subprocess.STDOUT)  # fmt: skip
+    test_cmd = [
+        sys.executable,
+        "-m",
+        "trickbench",
+        "test",
+        "--config",
+        str(work / "lookahead" / "config.yaml"),
+        "--run_dir",
+        str(work / "lookahead"),
+        "--ckpt_path",
+        "last",
+        "--model.init_args.tta_flip",
+        "false",
+        "--model.init_args.tta_translate",
+        "false",
+    ]
+    subprocess.run(
+        test_cmd,
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=(work / "lookahead_test.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     evals = sorted((work / "lookahead" / "eval").glob("test-*/metrics.json"))
     lookahead_no_tta = json.loads(evals[-1].read_text())["test"]["acc"]
     shadows = json.loads(shadows_json.read_text())
     payload = {
-        "provenance": started_with, "epochs": args.epochs, "threads_per_run": args.threads,
-        "wall_s": time.perf_counter() - started, "commands": {k: shlex.join(v) for k, v in cmds.items()},
+        "provenance": started_with,
+        "epochs": args.epochs,
+        "threads_per_run": args.threads,
+        "wall_s": time.perf_counter() - started,
+        "commands": {k: shlex.join(v) for k, v in cmds.items()},
         "command": "python -m benchmarks.ema_variants " + shlex.join(sys.argv[1:]),
         "lookahead_final_test_acc_tta": records["lookahead"]["test"]["acc"],
         "shadows_live_test_acc_tta": records["shadows"]["test"]["acc"],
-        "shadows_test_acc_no_tta": shadows["test_acc_no_tta"], "steps": shadows["steps"],
-    }  # fmt: skip
+        "shadows_test_acc_no_tta": shadows["test_acc_no_tta"],
+        "steps": shadows["steps"],
+    }
     payload["lookahead_final_test_acc_no_tta"] = lookahead_no_tta
     # And its live weights (the last step's, before they were replaced by the average), with the preset's TTA.
     from benchmarks.at_length import live_vs_final
@@ -173,6 +226,7 @@ def main() -> None:
 
 def report(p: dict[str, Any]) -> str:
     from benchmarks.common import provenance_lines
+
     s = p["shadows_test_acc_no_tta"]
     rows = ["| weights | test acc, no TTA | vs live |", "|---|---|---|"]
     for name, acc in s.items():

@@ -40,15 +40,22 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append({"run": str(run), "seed": seed, **weights})
     diffs = [r["final"] - r["live"] for r in rows]
     lines = ["| run | seed | final weights | live weights | final - live |", "|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['seed']} | {100 * r['final']:.2f}% | {100 * r['live']:.2f}% | {100 * (r['final'] - r['live']):+.2f} |"
-              for r in rows]  # fmt: skip
+    lines += [
+        f"| {r['run']} | {r['seed']} | {100 * r['final']:.2f}% | {100 * r['live']:.2f}% "
+        f"| {100 * (r['final'] - r['live']):+.2f} |"
+        for r in rows
+    ]
     mean = statistics.fmean(diffs)
     where = machine()
-    md = ("# Final vs live weights at full length\n\n" + "\n".join(lines) +
-          f"\n\nmean final - live: {100 * mean:+.2f} points over {len(rows)} runs "
-          f"({sum(d >= 0 for d in diffs)} of {len(rows)} with final >= live)\n\n"
-          f"- machine: {where['cpu']}, torch threads {where['torch_threads']}\n"
-          + provenance_lines(prov) + f"- command: `{command()}`\n")  # fmt: skip
+    md = (
+        "# Final vs live weights at full length\n\n"
+        + "\n".join(lines)
+        + f"\n\nmean final - live: {100 * mean:+.2f} points over {len(rows)} runs "
+        f"({sum(d >= 0 for d in diffs)} of {len(rows)} with final >= live)\n\n"
+        f"- machine: {where['cpu']}, torch threads {where['torch_threads']}\n"
+        + provenance_lines(prov)
+        + f"- command: `{command()}`\n"
+    )
     payload = {"rows": rows, "mean_final_minus_live": mean, "provenance": prov, "command": command()}
     save(args.out, NAME, payload, md)
     return payload

@@ -34,9 +34,24 @@ from trickbench.scripts.ablation.stats import mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"32-true": ("32-true", False), "bf16-mixed": ("bf16-mixed", False), "bf16+compile": ("bf16-mixed", "auto")}
-TINY_FAST = ["--trainer.accelerator", "cpu", "--trainer.precision", "32-true", "--trainer.max_epochs", "1",
-             "--trainer.limit_train_batches", "2", "--trainer.limit_test_batches", "1", "--data.init_args.batch_size", "16",
-             "--data.init_args.eval_batch_size", "32", "--model.init_args.net.init_args.widths", "[8, 16, 16]"]  # fmt: skip
+TINY_FAST = [
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.precision",
+    "32-true",
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.limit_train_batches",
+    "2",
+    "--trainer.limit_test_batches",
+    "1",
+    "--data.init_args.batch_size",
+    "16",
+    "--data.init_args.eval_batch_size",
+    "32",
+    "--model.init_args.net.init_args.widths",
+    "[8, 16, 16]",
+]
 
 
 def fast_runs(args: argparse.Namespace) -> list[dict]:
@@ -46,18 +61,45 @@ def fast_runs(args: argparse.Namespace) -> list[dict]:
             print(f"fast preset: budget of {args.fast_budget_s} s spent after {len(runs)} runs", flush=True)
             break
         run_dir = Path(args.out) / f"fast_seed{seed}"
-        cmd = [sys.executable, "-m", "trickbench", "fit", "--config", "configs/cifar10_fast.yaml",
-               "--data.init_args.data_dir", args.data_dir, "--data.init_args.accept_nonoriginal", "true",
-               "--seed_everything", str(seed), "--run_dir", str(run_dir), "--trainer.enable_progress_bar", "false",
-               "--trainer.logger", "false", *(TINY_FAST if args.tiny else [])]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "trickbench",
+            "fit",
+            "--config",
+            "configs/cifar10_fast.yaml",
+            "--data.init_args.data_dir",
+            args.data_dir,
+            "--data.init_args.accept_nonoriginal",
+            "true",
+            "--seed_everything",
+            str(seed),
+            "--run_dir",
+            str(run_dir),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.logger",
+            "false",
+            *(TINY_FAST if args.tiny else []),
+        ]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+        proc = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"}
+        )
         if proc.returncode:
             raise RuntimeError(f"fast preset run failed:\n{proc.stderr[-3000:]}")
         rec = json.loads((run_dir / "metrics.json").read_text())
-        runs.append({"seed": seed, "test_acc": rec["test"]["acc"], "fit_seconds": rec["fit_seconds"],
-                     "process_seconds": time.perf_counter() - t0})  # fmt: skip
-        print(f"fast preset seed {seed}: test acc {runs[-1]['test_acc']:.4f}, fit {rec['fit_seconds']:.1f} s", flush=True)
+        runs.append(
+            {
+                "seed": seed,
+                "test_acc": rec["test"]["acc"],
+                "fit_seconds": rec["fit_seconds"],
+                "process_seconds": time.perf_counter() - t0,
+            }
+        )
+        print(
+            f"fast preset seed {seed}: test acc {runs[-1]['test_acc']:.4f}, fit {rec['fit_seconds']:.1f} s", flush=True
+        )
     return runs
 
 
@@ -102,12 +144,27 @@ class Throughput(Callback):
 def resnet_throughput(mode: str, args: argparse.Namespace) -> dict:
     precision, compile_ = MODES[mode]
     seed_everything(0, verbose=False)
-    model = Classifier(ResNet18(num_classes=10), optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-                       channels_last=True, compile=compile_)  # fmt: skip
+    model = Classifier(
+        ResNet18(num_classes=10),
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+        channels_last=True,
+        compile=compile_,
+    )
     timer = Throughput(args.warmup, args.batch_size)
-    trainer = Trainer(accelerator="auto", devices=1, precision=precision, max_steps=args.warmup + args.steps,
-                      limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, benchmark=True, callbacks=[timer])  # fmt: skip
+    trainer = Trainer(
+        accelerator="auto",
+        devices=1,
+        precision=precision,
+        max_steps=args.warmup + args.steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        benchmark=True,
+        callbacks=[timer],
+    )
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=RandomCifar(args.batch_size * 8, args.batch_size))
     compiled = model._fwd is not model.net
@@ -134,13 +191,30 @@ def main(argv: list[str] | None = None) -> dict:
     runs = fast_runs(args)
     resnet = {mode: resnet_throughput(mode, args) for mode in args.modes}
     acc, fit = mean_std([r["test_acc"] for r in runs]), mean_std([r["fit_seconds"] for r in runs])
-    rows = [[f"fast preset, {len(runs)} runs", f"test acc {acc[0]:.4f} ± {acc[1]:.4f}", f"fit {fit[0]:.1f} ± {fit[1]:.1f} s"]]
-    rows += [[f"ResNet-18 {m}, batch {args.batch_size}", f"{r['images_per_s']:.0f} img/s",
-              "compiled" if r["compiled"] else "eager"] for m, r in resnet.items()]  # fmt: skip
+    rows = [
+        [
+            f"fast preset, {len(runs)} runs",
+            f"test acc {acc[0]:.4f} ± {acc[1]:.4f}",
+            f"fit {fit[0]:.1f} ± {fit[1]:.1f} s",
+        ]
+    ]
+    rows += [
+        [
+            f"ResNet-18 {m}, batch {args.batch_size}",
+            f"{r['images_per_s']:.0f} img/s",
+            "compiled" if r["compiled"] else "eager",
+        ]
+        for m, r in resnet.items()
+    ]
     md = table(["benchmark", "result", "note"], rows)
     md += f"\n\nTotal script time {time.perf_counter() - t_start:.0f} s (includes compilation)."
-    save_with_machine(args.out, "gpu", {"args": vars(args), "fast_runs": runs, "resnet18": resnet, "tiny": args.tiny},
-         "GPU session: fast preset time to accuracy + ResNet-18 throughput", md)  # fmt: skip
+    save_with_machine(
+        args.out,
+        "gpu",
+        {"args": vars(args), "fast_runs": runs, "resnet18": resnet, "tiny": args.tiny},
+        "GPU session: fast preset time to accuracy + ResNet-18 throughput",
+        md,
+    )
     print(md)  # the summary table, last
     return {"fast_runs": runs, "resnet18": resnet}
 

@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(seed)
     epochs = args.max_epochs or int(cfg["trainer"]["max_epochs"])
     batch = int(data.get("batch_size", 128))
-    train, val, test = load(args.data_dir, args.val_size if args.val_size is not None else int(data.get("val_size", 5000)), int(data.get("seed", 0)))
+    train, val, test = load(
+        args.data_dir,
+        args.val_size if args.val_size is not None else int(data.get("val_size", 5000)),
+        int(data.get("seed", 0)),
+    )
     if args.limit_train:
         train = (train[0][: args.limit_train], train[1][: args.limit_train])
 
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     smoothing = float(model.get("label_smoothing", 0.0))
 
     t0 = time.perf_counter()
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         order = torch.randperm(len(train[0]))
         for i in range(steps):
             idx = order[i * batch : (i + 1) * batch]

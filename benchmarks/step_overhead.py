@@ -77,10 +77,17 @@ def time_template(hidden: list[int], dm: RandomImages, warmup: int, steps: int) 
     model = Classifier(make_net(hidden), num_classes=10, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
     timer = StepTimer(warmup, warmup + steps)
     trainer = Trainer(
-        accelerator="cpu", devices=1, max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0,
-        enable_progress_bar=False, logger=False, enable_checkpointing=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
         callbacks=[timer],
-    )  # fmt: skip
+    )
     trainer.fit(model, datamodule=dm)
     return tuple((b - a) / steps for a, b in zip(timer.t0, timer.t1))
 
@@ -110,7 +117,7 @@ def bench(net: str, repeats: int, warmup: int, steps: int, n: int) -> dict:
     dm.setup("fit")
     runs: dict[str, dict[str, list[float]]] = {s: {"wall": [], "cpu": []} for s in ("template", "plain")}
     for rep in range(repeats):
-        for side in (("template", "plain") if rep % 2 == 0 else ("plain", "template")):
+        for side in ("template", "plain") if rep % 2 == 0 else ("plain", "template"):
             fn = time_template if side == "template" else time_plain
             wall, cpu = fn(NETS[net], dm, warmup, steps)
             runs[side]["wall"].append(wall)
@@ -121,8 +128,12 @@ def bench(net: str, repeats: int, warmup: int, steps: int, n: int) -> dict:
     for clock in ("cpu", "wall"):
         med = {s: median(runs[s][clock]) for s in runs}
         pairs = [a / b for a, b in zip(runs["template"][clock], runs["plain"][clock])]
-        out[clock] = {"median_s": med, "ratio_of_medians": med["template"] / med["plain"],
-                      "median_pair_ratio": median(pairs), "overhead_ms_per_step": (med["template"] - med["plain"]) * 1e3}
+        out[clock] = {
+            "median_s": med,
+            "ratio_of_medians": med["template"] / med["plain"],
+            "median_pair_ratio": median(pairs),
+            "overhead_ms_per_step": (med["template"] - med["plain"]) * 1e3,
+        }
     return out
 
 
@@ -136,16 +147,43 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
     results = {net: bench(net, args.repeats, args.warmup, args.steps, args.n) for net in args.nets}
-    rows = [[f"MLP 784-{'-'.join(map(str, NETS[k]))}-10", clock, f"{r[clock]['median_s']['plain'] * 1e3:.3f}",
-             f"{r[clock]['median_s']['template'] * 1e3:.3f}", f"{r[clock]['overhead_ms_per_step']:.3f}",
-             f"{r[clock]['ratio_of_medians']:.3f}", f"{r[clock]['median_pair_ratio']:.3f}"]
-            for k, r in results.items() for clock in ("cpu", "wall")]  # fmt: skip
-    md = table(["net (batch 128, Adam)", "clock", "plain ms/step", "template ms/step", "overhead ms/step",
-                "ratio of medians", "median pair ratio"], rows)  # fmt: skip
-    md += (f"\n\nMedians of {args.repeats} alternating repeats, {args.steps} timed steps each after {args.warmup} "
-           f"warm-up steps, {args.n // 128} steps/epoch. `cpu` = process CPU time (robust to other load), `wall` = wall clock.")
-    save_with_machine(args.out, "step_overhead", {"args": vars(args), "results": results},
-         "Step overhead: template training step vs hand-written loop", md)  # fmt: skip
+    rows = [
+        [
+            f"MLP 784-{'-'.join(map(str, NETS[k]))}-10",
+            clock,
+            f"{r[clock]['median_s']['plain'] * 1e3:.3f}",
+            f"{r[clock]['median_s']['template'] * 1e3:.3f}",
+            f"{r[clock]['overhead_ms_per_step']:.3f}",
+            f"{r[clock]['ratio_of_medians']:.3f}",
+            f"{r[clock]['median_pair_ratio']:.3f}",
+        ]
+        for k, r in results.items()
+        for clock in ("cpu", "wall")
+    ]
+    md = table(
+        [
+            "net (batch 128, Adam)",
+            "clock",
+            "plain ms/step",
+            "template ms/step",
+            "overhead ms/step",
+            "ratio of medians",
+            "median pair ratio",
+        ],
+        rows,
+    )
+    md += (
+        f"\n\nMedians of {args.repeats} alternating repeats, {args.steps} timed steps each after {args.warmup} "
+        f"warm-up steps, {args.n // 128} steps/epoch. `cpu` = process CPU time (robust to other load), "
+        "`wall` = wall clock."
+    )
+    save_with_machine(
+        args.out,
+        "step_overhead",
+        {"args": vars(args), "results": results},
+        "Step overhead: template training step vs hand-written loop",
+        md,
+    )
     print(md)
     return results
 

@@ -47,11 +47,27 @@ def _run(cmd: list[str]) -> tuple[float, float, str]:
 
 def run_template(config: str, data_dir: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
-        cmd = [sys.executable, "-m", "trickbench", "fit", "--config", config,
-               "--data.init_args.data_dir", data_dir, "--run_dir", run_dir, *extra]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "trickbench",
+            "fit",
+            "--config",
+            config,
+            "--data.init_args.data_dir",
+            data_dir,
+            "--run_dir",
+            run_dir,
+            *extra,
+        ]
         seconds, cpu, _ = _run(cmd)
         rec = json.loads((Path(run_dir) / "metrics.json").read_text())
-    return {"seconds": seconds, "cpu_seconds": cpu, "test_acc": rec["test"]["acc"], "fit_seconds": rec.get("fit_seconds")}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "test_acc": rec["test"]["acc"],
+        "fit_seconds": rec.get("fit_seconds"),
+    }
 
 
 def run_plain(config: str, data_dir: str, extra: list[str]) -> dict:
@@ -64,11 +80,26 @@ def run_plain(config: str, data_dir: str, extra: list[str]) -> dict:
 def bench_task(name: str, repeats: int, data_dir: str, tiny: bool, val_size: int | None = None) -> dict:
     config, target = TASKS[name]
     # --tiny: a few batches only, to check the plumbing (tests); accuracy targets are then meaningless.
-    t_extra = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-               "--data.init_args.accept_nonoriginal", "true"] if tiny else []  # fmt: skip  (tests' generated data)
+    t_extra = (
+        [
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+            "--data.init_args.accept_nonoriginal",
+            "true",
+        ]
+        if tiny
+        else []
+    )  # tests' generated data
     p_extra = ["--max_epochs", "1", "--limit_train", "256"] if tiny else []
     if val_size is not None:
-        t_extra, p_extra = t_extra + ["--data.init_args.val_size", str(val_size)], p_extra + ["--val_size", str(val_size)]
+        t_extra, p_extra = (
+            t_extra + ["--data.init_args.val_size", str(val_size)],
+            p_extra + ["--val_size", str(val_size)],
+        )
     runs: dict[str, list[dict]] = {"template": [], "plain": []}
     for rep in range(repeats):
         order = ["template", "plain"] if rep % 2 == 0 else ["plain", "template"]
@@ -76,26 +107,55 @@ def bench_task(name: str, repeats: int, data_dir: str, tiny: bool, val_size: int
             fn = run_template if side == "template" else run_plain
             r = fn(config, data_dir, t_extra if side == "template" else p_extra)
             runs[side].append(r)
-            print(f"[{name}] rep {rep} {side:8s} {r['seconds']:7.1f} s wall {r['cpu_seconds']:7.1f} s CPU  test acc {r['test_acc']:.4f}", flush=True)
+            print(
+                f"[{name}] rep {rep} {side:8s} {r['seconds']:7.1f} s wall {r['cpu_seconds']:7.1f} s CPU  "
+                f"test acc {r['test_acc']:.4f}",
+                flush=True,
+            )
     med = {s: median([r["seconds"] for r in rs]) for s, rs in runs.items()}
     cpu = {s: median([r["cpu_seconds"] for r in rs]) for s, rs in runs.items()}
     return {
-        "config": config, "target_acc": target, "runs": runs,
-        "median_seconds": med, "ratio_of_medians": med["template"] / med["plain"],
-        "median_cpu_seconds": cpu, "cpu_ratio_of_medians": cpu["template"] / cpu["plain"],
+        "config": config,
+        "target_acc": target,
+        "runs": runs,
+        "median_seconds": med,
+        "ratio_of_medians": med["template"] / med["plain"],
+        "median_cpu_seconds": cpu,
+        "cpu_ratio_of_medians": cpu["template"] / cpu["plain"],
         "all_reach_target": all(r["test_acc"] >= target for rs in runs.values() for r in rs),
-    }  # fmt: skip
+    }
 
 
 def report(task: str, r: dict, repeats: int) -> str:
     acc = lambda s: min(x["test_acc"] for x in r["runs"][s])  # noqa: E731
-    rows = [[f"{task} ({r['config']})", clock, f">= {r['target_acc']:.0%}", f"{r[key]['plain']:.1f}",
-             f"{r[key]['template']:.1f}", f"{r[key]['template'] / r[key]['plain']:.3f}",
-             f"{acc('plain'):.4f} / {acc('template'):.4f}"]
-            for clock, key in (("CPU", "median_cpu_seconds"), ("wall", "median_seconds"))]  # fmt: skip
-    md = table(["task", "clock", "target", "plain loop s (median)", "template s (median)", "ratio",
-                "min test acc plain / template"], rows)  # fmt: skip
-    return md + f"\n\n{repeats} alternating repeats per side; whole process timed from outside (imports, data, train, eval)."
+    rows = [
+        [
+            f"{task} ({r['config']})",
+            clock,
+            f">= {r['target_acc']:.0%}",
+            f"{r[key]['plain']:.1f}",
+            f"{r[key]['template']:.1f}",
+            f"{r[key]['template'] / r[key]['plain']:.3f}",
+            f"{acc('plain'):.4f} / {acc('template'):.4f}",
+        ]
+        for clock, key in (("CPU", "median_cpu_seconds"), ("wall", "median_seconds"))
+    ]
+    md = table(
+        [
+            "task",
+            "clock",
+            "target",
+            "plain loop s (median)",
+            "template s (median)",
+            "ratio",
+            "min test acc plain / template",
+        ],
+        rows,
+    )
+    return (
+        md
+        + f"\n\n{repeats} alternating repeats per side; whole process timed from outside (imports, data, train, eval)."
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -111,8 +171,13 @@ def main(argv: list[str] | None = None) -> dict:
     for task in args.tasks:  # one result file per task, so a long CNN run never loses the MLP numbers
         r = results[task] = bench_task(task, args.repeats, args.data_dir, args.tiny, args.val_size)
         md = report(task, r, args.repeats)
-        save_with_machine(args.out, f"time_to_acc_{task}", {"tiny": args.tiny, "repeats": args.repeats, "result": r},
-             f"Time to accuracy on CPU ({task}): template CLI vs hand-written loop", md)  # fmt: skip
+        save_with_machine(
+            args.out,
+            f"time_to_acc_{task}",
+            {"tiny": args.tiny, "repeats": args.repeats, "result": r},
+            f"Time to accuracy on CPU ({task}): template CLI vs hand-written loop",
+            md,
+        )
         print(md, flush=True)
     return results
 

@@ -12,6 +12,19 @@ from trickbench.callbacks.summary import ModelSummary
 from trickbench.callbacks.warmup import LRWarmup, WarmupLR
 from trickbench.callbacks.whitening import PatchWhitening
 
-__all__ = ["EMA", "AtomicCheckpointIO", "ExactResume", "FiniteLossGuard", "KnowledgeDistillation", "LRWarmup", "ModelSummary",
-           "LastCheckpoint", "Lookahead", "PatchWhitening", "PlainProgress", "RunRecord", "StochasticDepthScheduler",
-           "WarmupLR"]
+__all__ = [
+    "EMA",
+    "AtomicCheckpointIO",
+    "ExactResume",
+    "FiniteLossGuard",
+    "KnowledgeDistillation",
+    "LRWarmup",
+    "ModelSummary",
+    "LastCheckpoint",
+    "Lookahead",
+    "PatchWhitening",
+    "PlainProgress",
+    "RunRecord",
+    "StochasticDepthScheduler",
+    "WarmupLR",
+]

@@ -44,8 +44,15 @@ class LastCheckpoint(ModelCheckpoint):
         every_n_epochs: rewrite it every this many epochs (null: every epoch)
     """
 
-    def __init__(self, dirpath: str | None = None, every_n_train_steps: int | None = None,
-                 every_n_epochs: int | None = None) -> None:  # fmt: skip
-        super().__init__(dirpath=dirpath, filename=self.CHECKPOINT_NAME_LAST, save_top_k=1, save_last=False,
-                         enable_version_counter=False, every_n_train_steps=every_n_train_steps,
-                         every_n_epochs=every_n_epochs)  # fmt: skip
+    def __init__(
+        self, dirpath: str | None = None, every_n_train_steps: int | None = None, every_n_epochs: int | None = None
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.CHECKPOINT_NAME_LAST,
+            save_top_k=1,
+            save_last=False,
+            enable_version_counter=False,
+            every_n_train_steps=every_n_train_steps,
+            every_n_epochs=every_n_epochs,
+        )

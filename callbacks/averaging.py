@@ -83,8 +83,9 @@ class Lookahead(Callback):
         self.average = {k: source[k].detach().clone().to(v.device) for k, v in live.items()}
         self._loaded = None
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step, total = trainer.global_step, int(trainer.estimated_stepping_batches)
         last = step >= total
         if step % self.every and not last:
@@ -121,12 +122,21 @@ class EMA(Callback):
         update_bn_batches: training batches (un-augmented) used by buffers="recompute".
     """
 
-    def __init__(self, decay: float = 0.998, every: int = 1, start_step: int = 0, warmup: bool = False,
-                 buffers: Buffers = "copy", update_bn_batches: int = 10) -> None:  # fmt: skip
+    def __init__(
+        self,
+        decay: float = 0.998,
+        every: int = 1,
+        start_step: int = 0,
+        warmup: bool = False,
+        buffers: Buffers = "copy",
+        update_bn_batches: int = 10,
+    ) -> None:
         check_range("EMA", "decay", decay, 0.0, 1.0)
         if every < 1 or start_step < 0 or update_bn_batches < 1:
-            raise ValueError(f"EMA needs every >= 1, start_step >= 0, update_bn_batches >= 1; got {every}, "
-                             f"{start_step}, {update_bn_batches}")  # fmt: skip
+            raise ValueError(
+                f"EMA needs every >= 1, start_step >= 0, update_bn_batches >= 1; got {every}, "
+                f"{start_step}, {update_bn_batches}"
+            )
         if buffers not in ("copy", "average", "recompute"):
             raise ValueError(f"EMA buffers must be 'copy', 'average' or 'recompute', got {buffers!r}")
         self.decay, self.every, self.start_step, self.warmup = decay, every, start_step, warmup
@@ -145,15 +155,19 @@ class EMA(Callback):
             net.load_state_dict(self._live)
             self._live = None
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if step < self.start_step or step % self.every:
             return
         live = _net(pl_module)
         average = float_state(self.average, buffers=self.buffers == "average")
-        lerp_into(average, float_state(live, buffers=self.buffers == "average"),
-                  ema_decay(self.updates, self.decay, self.warmup))  # fmt: skip
+        lerp_into(
+            average,
+            float_state(live, buffers=self.buffers == "average"),
+            ema_decay(self.updates, self.decay, self.warmup),
+        )
         self.updates += 1
 
     @torch.no_grad()
@@ -172,8 +186,10 @@ class EMA(Callback):
 
     def _swap(self, live: nn.Module) -> None:
         with torch.no_grad():
-            for a, b in zip(itertools.chain(self.average.parameters(), self.average.buffers()),
-                            itertools.chain(live.parameters(), live.buffers())):  # fmt: skip
+            for a, b in zip(
+                itertools.chain(self.average.parameters(), self.average.buffers()),
+                itertools.chain(live.parameters(), live.buffers()),
+            ):
                 tmp = a.detach().clone()
                 a.copy_(b)
                 b.copy_(tmp)

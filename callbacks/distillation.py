@@ -32,8 +32,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     state_dict, loaded with weights_only=True (no arbitrary code from the pickle)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"teacher_checkpoint {path} does not exist; train the teacher first and pass "
-                                "its last.ckpt (or a torch.save(net.state_dict()) file)")  # fmt: skip
+        raise FileNotFoundError(
+            f"teacher_checkpoint {path} does not exist; train the teacher first and pass "
+            "its last.ckpt (or a torch.save(net.state_dict()) file)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -44,10 +46,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         ) from err
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"teacher_checkpoint {path} holds no state_dict of tensors; pass a Lightning checkpoint "
-                         "or a torch.save(net.state_dict()) file")  # fmt: skip
+        raise ValueError(
+            f"teacher_checkpoint {path} holds no state_dict of tensors; pass a Lightning checkpoint "
+            "or a torch.save(net.state_dict()) file"
+        )
     if any(k.startswith("net.") for k in state):  # a Classifier checkpoint: keep the net's weights only
-        state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
     return state
 
 
@@ -55,8 +59,11 @@ def load_teacher(net: nn.Module, path: str | Path) -> nn.Module:
     """Load `path` into `net` strictly, then freeze it and put it in eval mode."""
     state, own = read_state_dict(path), net.state_dict()
     problems = [f"missing {k}" for k in own if k not in state] + [f"unexpected {k}" for k in state if k not in own]
-    problems += [f"{k}: {tuple(state[k].shape)} in file, {tuple(v.shape)} in net" for k, v in own.items()
-                 if k in state and state[k].shape != v.shape]  # fmt: skip
+    problems += [
+        f"{k}: {tuple(state[k].shape)} in file, {tuple(v.shape)} in net"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if problems:
         raise ValueError(
             f"teacher_checkpoint {path} does not match the declared teacher net {type(net).__name__} "
@@ -81,10 +88,13 @@ class KnowledgeDistillation(Callback):
         temperature: softmax temperature T (> 0) of both distributions
     """
 
-    def __init__(self, teacher: nn.Module, teacher_checkpoint: str | None = None, alpha: float = 0.5,
-                 temperature: float = 4.0) -> None:  # fmt: skip
+    def __init__(
+        self, teacher: nn.Module, teacher_checkpoint: str | None = None, alpha: float = 0.5, temperature: float = 4.0
+    ) -> None:
         if not 0.0 <= alpha <= 1.0 or temperature <= 0:
-            raise ValueError(f"KnowledgeDistillation needs alpha in [0, 1] and temperature > 0, got {alpha}, {temperature}")
+            raise ValueError(
+                f"KnowledgeDistillation needs alpha in [0, 1] and temperature > 0, got {alpha}, {temperature}"
+            )
         self.teacher, self.teacher_checkpoint = teacher, teacher_checkpoint
         self.alpha, self.temperature = alpha, temperature
         self._loaded = False
@@ -99,15 +109,21 @@ class KnowledgeDistillation(Callback):
                 "--config configs/tricks/kd.yaml (it edits the last callback added)."
             )
         if not hasattr(pl_module, "register_loss_term"):
-            raise TypeError(f"KnowledgeDistillation needs a module with register_loss_term (the Classifier), "
-                            f"got {type(pl_module).__name__}")  # fmt: skip
+            raise TypeError(
+                f"KnowledgeDistillation needs a module with register_loss_term (the Classifier), "
+                f"got {type(pl_module).__name__}"
+            )
         load_teacher(self.teacher, self.teacher_checkpoint)
         self._loaded = True
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # After strategy.setup, so the student is on its device; match its dtype for true-precision runs.
         dtype = next((p.dtype for p in pl_module.parameters() if p.is_floating_point()), torch.float32)
-        teacher, alpha, temperature = self.teacher.to(device=pl_module.device, dtype=dtype).eval(), self.alpha, self.temperature
+        teacher, alpha, temperature = (
+            self.teacher.to(device=pl_module.device, dtype=dtype).eval(),
+            self.alpha,
+            self.temperature,
+        )
 
         # A closure, not a bound method: copies of the module (EMA's deepcopy) must not copy the teacher.
         def kd_term(x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

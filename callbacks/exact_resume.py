@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from trickbench.datamodules.base import derive_seed
 from trickbench import compat
+from trickbench.datamodules.base import derive_seed
 
 
 def reseed_globals(seed: int) -> None:

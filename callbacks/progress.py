@@ -3,7 +3,8 @@
 A progress bar written to a file (SLURM log, `nohup`, the ablation harness) shows only its last frame,
 so without a terminal `trickbench` uses this instead:
 
-    epoch 3/10  step 1200/4000  train/loss 0.812  val/acc 0.8123  val/loss 0.551  412 img/s  elapsed 0:04:51  ETA 0:11:19
+    epoch 3/10  step 1200/4000  train/loss 0.812  val/acc 0.8123  val/loss 0.551  412 img/s  elapsed 0:04:51  ETA
+    0:11:19
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class PlainProgress(Callback):
         self._t0 = self._last = time.perf_counter()
         self._images, self._start_step = 0, trainer.global_step
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         x = batch[0] if isinstance(batch, (list, tuple)) and batch else batch
         self._images += len(x) if isinstance(x, torch.Tensor) and x.dim() > 0 else 0
         if time.perf_counter() - self._last >= 60 * self.every_minutes:
@@ -62,8 +64,10 @@ class PlainProgress(Callback):
         done = trainer.global_step - self._start_step
         left = (total - trainer.global_step) * elapsed / done if done > 0 and math.isfinite(total) else math.inf
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        parts = [f"epoch {trainer.current_epoch + (0 if mid_epoch else 1)}/{epochs}",
-                 f"step {trainer.global_step}/{int(total) if math.isfinite(total) else '?'}"]  # fmt: skip
+        parts = [
+            f"epoch {trainer.current_epoch + (0 if mid_epoch else 1)}/{epochs}",
+            f"step {trainer.global_step}/{int(total) if math.isfinite(total) else '?'}",
+        ]
         metrics = trainer.callback_metrics
         for key in sorted(metrics):
             if key == "train/loss" or key.startswith("val/"):
@@ -71,6 +75,9 @@ class PlainProgress(Callback):
                     parts.append(f"{key} {float(metrics[key]):.4g}")
                 except (TypeError, ValueError):
                     pass
-        parts += [f"{self._images / elapsed:.0f} img/s" if elapsed > 0 else "- img/s",
-                  f"elapsed {_clock(elapsed)}", f"ETA {_clock(left)}"]  # fmt: skip
+        parts += [
+            f"{self._images / elapsed:.0f} img/s" if elapsed > 0 else "- img/s",
+            f"elapsed {_clock(elapsed)}",
+            f"ETA {_clock(left)}",
+        ]
         print("  ".join(parts), file=sys.stdout, flush=True)

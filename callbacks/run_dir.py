@@ -102,8 +102,9 @@ class RunLock:
             state = "no longer running" if same_host and not _pid_alive(int(old[0])) else "lock released"
             warnings.warn(
                 f"taking over the stale lock {self.path} of PID {old[0]} ({state}); that process ended "
-                "without releasing it (killed?)", stacklevel=2,
-            )  # fmt: skip
+                "without releasing it (killed?)",
+                stacklevel=2,
+            )
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()} {socket.gethostname()} {datetime.now().isoformat(timespec='seconds')}\n".encode())
@@ -160,9 +161,10 @@ def provenance() -> dict[str, Any]:
         "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available() else [],
+        if torch.cuda.is_available()
+        else [],
         "argv": sys.argv,
-    }  # fmt: skip
+    }
 
 
 def process_start_time() -> float:

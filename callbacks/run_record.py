@@ -76,8 +76,14 @@ class RunRecord(Callback):
         for seg in self.record.get("segments", []):
             if seg.get("exit") == "running":
                 seg["exit"] = "lost: the process ended without writing its record (killed?)"
-        self.segment: dict[str, Any] = {"pid": os.getpid(), "start": _now(), "end": None, "exit": "running",
-                                        "fit_seconds": 0.0, "wall_seconds": 0.0}  # fmt: skip
+        self.segment: dict[str, Any] = {
+            "pid": os.getpid(),
+            "start": _now(),
+            "end": None,
+            "exit": "running",
+            "fit_seconds": 0.0,
+            "wall_seconds": 0.0,
+        }
         self.record.setdefault("segments", []).append(self.segment)
         if provenance is not None:
             self.segment["host"] = provenance.get("host")

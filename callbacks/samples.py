@@ -31,8 +31,9 @@ class SampleGrids(Callback):
                 f"{type(pl_module).__name__} has none. Remove the callback from this config."
             )
 
-    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
-                                dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self._fixed is None and batch_idx == 0:  # the first val batch, already on device and transformed
             self._fixed = batch[0][: self.num_images].detach().clone()
 

@@ -51,13 +51,20 @@ class StochasticDepthScheduler(Callback):
         ramp_fraction: fraction of training the ramp takes (then constant)
     """
 
-    def __init__(self, base_rate: float = 0.1, schedule: Schedule = "constant", interval: Literal["epoch", "step"] = "epoch",
-                 ramp_fraction: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_rate: float = 0.1,
+        schedule: Schedule = "constant",
+        interval: Literal["epoch", "step"] = "epoch",
+        ramp_fraction: float = 1.0,
+    ) -> None:
         if not 0.0 <= base_rate < 1.0:
             raise ValueError(f"StochasticDepthScheduler base_rate is a drop probability in [0, 1), got {base_rate}")
         if schedule not in ("constant", "linear_up", "linear_down") or interval not in ("epoch", "step"):
-            raise ValueError(f"schedule must be constant|linear_up|linear_down and interval epoch|step, got "
-                             f"{schedule!r}, {interval!r}")  # fmt: skip
+            raise ValueError(
+                f"schedule must be constant|linear_up|linear_down and interval epoch|step, got "
+                f"{schedule!r}, {interval!r}"
+            )
         self.base_rate, self.schedule, self.interval, self.ramp_fraction = base_rate, schedule, interval, ramp_fraction
         self.current_rate = drop_rate(0.0, base_rate, schedule, ramp_fraction)
         self._modules: list[DropPath] = []
@@ -71,8 +78,10 @@ class StochasticDepthScheduler(Callback):
                 "ResNet20, AirbenchNet with residual: true) or remove configs/tricks/stochastic_depth.yaml."
             )
         if self.interval == "epoch" and not (trainer.max_epochs or 0) > 0:
-            raise ValueError("StochasticDepthScheduler(interval='epoch') needs trainer.max_epochs > 0; with "
-                             "max_steps training use interval: step")  # fmt: skip
+            raise ValueError(
+                "StochasticDepthScheduler(interval='epoch') needs trainer.max_epochs > 0; with "
+                "max_steps training use interval: step"
+            )
 
     def _set(self, progress: float) -> None:
         self.current_rate = drop_rate(progress, self.base_rate, self.schedule, self.ramp_fraction)

@@ -15,8 +15,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 
-def summary_text(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
-                 model_size: float, total_training_modes: dict[str, int], total_flops: int = 0) -> str:  # fmt: skip
+def summary_text(
+    summary_data: list[tuple[str, list[str]]],
+    total_parameters: int,
+    trainable_parameters: int,
+    model_size: float,
+    total_training_modes: dict[str, int],
+    total_flops: int = 0,
+) -> str:
     """The table (one row per layer; Lightning's first column is the row index) and the totals, FLOPs only
     when some were counted."""
     count = lambda n: get_human_readable_count(int(n)).strip()  # noqa: E731
@@ -25,13 +31,15 @@ def summary_text(summary_data: list[tuple[str, list[str]]], total_parameters: in
     row = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     lines = [row([name for name, _ in columns]), "-" * (sum(widths) + 3 * (len(widths) - 1))]
     lines += [row(cells) for cells in zip(*(values for _, values in columns))]
-    lines += ["-" * len(lines[1]),
-              f"Trainable params: {count(trainable_parameters)}",
-              f"Non-trainable params: {count(total_parameters - trainable_parameters)}",
-              f"Total params: {count(total_parameters)}",
-              f"Total estimated model params size (MB): {model_size:,.3f}",
-              f"Modules in train mode: {total_training_modes.get('train', 0)}",
-              f"Modules in eval mode: {total_training_modes.get('eval', 0)}"]  # fmt: skip
+    lines += [
+        "-" * len(lines[1]),
+        f"Trainable params: {count(trainable_parameters)}",
+        f"Non-trainable params: {count(total_parameters - trainable_parameters)}",
+        f"Total params: {count(total_parameters)}",
+        f"Total estimated model params size (MB): {model_size:,.3f}",
+        f"Modules in train mode: {total_training_modes.get('train', 0)}",
+        f"Modules in eval mode: {total_training_modes.get('eval', 0)}",
+    ]
     if total_flops:
         lines.append(f"Total FLOPs: {count(total_flops)}")
     return "\n".join(lines)
@@ -45,8 +53,17 @@ class ModelSummary(LightningModelSummary):
     """
 
     @staticmethod
-    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
-                  model_size: float, total_training_modes: dict[str, int], total_flops: int = 0,
-                  **summarize_kwargs: Any) -> None:  # fmt: skip
-        rank_zero_info(summary_text(summary_data, total_parameters, trainable_parameters, model_size,
-                                    total_training_modes, total_flops))  # fmt: skip
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int = 0,
+        **summarize_kwargs: Any,
+    ) -> None:
+        rank_zero_info(
+            summary_text(
+                summary_data, total_parameters, trainable_parameters, model_size, total_training_modes, total_flops
+            )
+        )

@@ -54,8 +54,15 @@ class WarmupLR:
         inner_every: step the inner scheduler every this many calls (1 per-step; steps per epoch per-epoch)
     """
 
-    def __init__(self, optimizer: Optimizer, inner: Any | None, warmup_steps: int, mode: Mode = "linear",
-                 start_factor: float = 0.01, inner_every: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        inner: Any | None,
+        warmup_steps: int,
+        mode: Mode = "linear",
+        start_factor: float = 0.01,
+        inner_every: int = 1,
+    ) -> None:
         self.optimizer, self.inner, self.inner_every = optimizer, inner, max(1, int(inner_every))
         self.warmup_steps, self.mode, self.start_factor = warmup_steps, mode, start_factor
         self.base_lrs = [g["lr"] for g in optimizer.param_groups] if inner is None else None
@@ -111,8 +118,13 @@ class LRWarmup(Callback):
         start_factor: LR multiplier at step 0
     """
 
-    def __init__(self, warmup_steps: int | None = None, warmup_fraction: float = 0.05, mode: Mode = "linear",
-                 start_factor: float = 0.01) -> None:  # fmt: skip
+    def __init__(
+        self,
+        warmup_steps: int | None = None,
+        warmup_fraction: float = 0.05,
+        mode: Mode = "linear",
+        start_factor: float = 0.01,
+    ) -> None:
         if mode not in ("linear", "exponential"):
             raise ValueError(f"LRWarmup mode must be 'linear' or 'exponential', got '{mode}'")
         if not 0 < start_factor <= 1:

@@ -23,8 +23,10 @@ class PatchWhitening(Callback):
 
     def __init__(self, num_images: int = 5000, eps: float = 5e-4, bias_epochs: int = 3) -> None:
         if num_images < 1 or eps < 0 or bias_epochs < 0:
-            raise ValueError(f"PatchWhitening needs num_images >= 1, eps >= 0, bias_epochs >= 0; got "
-                             f"{num_images}, {eps}, {bias_epochs}")  # fmt: skip
+            raise ValueError(
+                f"PatchWhitening needs num_images >= 1, eps >= 0, bias_epochs >= 0; got "
+                f"{num_images}, {eps}, {bias_epochs}"
+            )
         self.num_images, self.eps, self.bias_epochs = num_images, eps, bias_epochs
 
     @staticmethod
@@ -44,16 +46,20 @@ class PatchWhitening(Callback):
             return
         dm = trainer.datamodule
         if dm is None or not hasattr(dm, "sample_train_images"):
-            raise ValueError("PatchWhitening reads training images from a trickbench TensorDataModule "
-                             "(CIFAR10DataModule, MNISTDataModule); this run has none")  # fmt: skip
+            raise ValueError(
+                "PatchWhitening reads training images from a trickbench TensorDataModule "
+                "(CIFAR10DataModule, MNISTDataModule); this run has none"
+            )
         stem = net.stem_conv
         images = dm.sample_train_images(self.num_images).to(stem.weight.device)
         with torch.no_grad():
             filters = whitening_filters(images, stem.kernel_size[0], self.eps)
             if filters.shape != stem.weight.shape:
-                raise ValueError(f"PatchWhitening: the data gives {tuple(filters.shape)} whitening filters but "
-                                 f"the stem conv is {tuple(stem.weight.shape)}; set stem_width to "
-                                 f"{filters.shape[0]}")  # fmt: skip
+                raise ValueError(
+                    f"PatchWhitening: the data gives {tuple(filters.shape)} whitening filters but "
+                    f"the stem conv is {tuple(stem.weight.shape)}; set stem_width to "
+                    f"{filters.shape[0]}"
+                )
             stem.weight.copy_(filters)
             net.stem_whitened.fill_(True)
 

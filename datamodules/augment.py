@@ -17,8 +17,9 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Te
     return torch.rand(shape, generator=generator)
 
 
-def batch_random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None,
-                      mode: str = "constant") -> torch.Tensor:  # fmt: skip
+def batch_random_crop(
+    x: torch.Tensor, padding: int, generator: torch.Generator | None = None, mode: str = "constant"
+) -> torch.Tensor:
     """Pad by `padding` pixels (`mode`: "constant" = zeros, or "reflect" as airbench94), then cut a random
     HxW window per sample (N, C, H, W).
 

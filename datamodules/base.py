@@ -12,7 +12,8 @@ transforms in `on_after_batch_transfer`, i.e. on whatever device the batch now l
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -185,11 +186,17 @@ class TensorDataModule(LightningDataModule):
         epoch_fn = (lambda: self.trainer.current_epoch) if (train and self.trainer) else None
         consumed_fn = (lambda: compat.epoch_batches_taken(self.trainer)) if epoch_fn else None
         return TensorLoader(
-            x, y,
+            x,
+            y,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train, drop_last=train, seed=self.seed, rank=rank, world_size=world, epoch_fn=epoch_fn,
+            shuffle=train,
+            drop_last=train,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            epoch_fn=epoch_fn,
             consumed_fn=consumed_fn,
-        )  # fmt: skip
+        )
 
     def train_dataloader(self) -> TensorLoader:
         return self._loader("train", train=True)

@@ -45,7 +45,8 @@ class CIFAR10DataModule(ReleasedDataModule):
     """50k train (minus a seeded `val_size` hold-out) / 10k official test; x is (3, 32, 32).
 
     Augmentation (train only, per sample, batched): random crop after `crop_padding` pixels of
-    padding (zeros, or `crop_pad_mode: reflect` as airbench94), horizontal flip, optional cutout; then per-channel normalisation.
+    padding (zeros, or `crop_pad_mode: reflect` as airbench94), horizontal flip, optional cutout; then per-channel
+    normalisation.
     `alternating_flip=True` (with `flip=True`) replaces the coin-flip mirror by airbench's schedule:
     a seeded half of the training set is stored mirrored, and odd epochs mirror every batch.
     `device_resident=True` keeps every split on the training device (airbench's data path).
@@ -54,7 +55,8 @@ class CIFAR10DataModule(ReleasedDataModule):
         data_dir: folder that holds the dataset's release folder (cifar-10-batches-py/)
         val_size: images held out of the training set (seeded) for validation; 0 for none
         download: fetch the release through torchvision when a file is absent (needs network)
-        accept_nonoriginal: use files that differ from the release (a re-encoded copy); their fingerprint is recorded with the run
+        accept_nonoriginal: use files that differ from the release (a re-encoded copy); their fingerprint is recorded
+            with the run
         crop_padding: pixels of padding before the random 32x32 crop (0: no crop)
         crop_pad_mode: "zeros" or "reflect" padding for the crop
         flip: random horizontal flip
@@ -70,8 +72,10 @@ class CIFAR10DataModule(ReleasedDataModule):
 
     dataset = "CIFAR-10"
     mean_std = (CIFAR10_MEAN, CIFAR10_STD)
-    missing_hint = ("Set download=True to fetch it, or build it from a folder of the images with "
-                    "`trickbench data build IMAGES <data_dir>` (then accept_nonoriginal=True).")  # fmt: skip
+    missing_hint = (
+        "Set download=True to fetch it, or build it from a folder of the images with "
+        "`trickbench data build IMAGES <data_dir>` (then accept_nonoriginal=True)."
+    )
 
     def __init__(
         self,
@@ -91,8 +95,17 @@ class CIFAR10DataModule(ReleasedDataModule):
         seed: int = 0,
         device_resident: bool = False,
     ) -> None:
-        super().__init__(data_dir, val_size, download, accept_nonoriginal, normalize, batch_size, eval_batch_size,
-                         seed, device_resident)  # fmt: skip
+        super().__init__(
+            data_dir,
+            val_size,
+            download,
+            accept_nonoriginal,
+            normalize,
+            batch_size,
+            eval_batch_size,
+            seed,
+            device_resident,
+        )
         self.save_hyperparameters()
         self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
         if crop_pad_mode not in ("zeros", "reflect"):

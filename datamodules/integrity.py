@@ -28,7 +28,7 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def require_folder(root: Path, dataset: str) -> None:
-    """"missing file ... set download" would mislead when data_dir (or a folder under it) is a regular file."""
+    """ "missing file ... set download" would mislead when data_dir (or a folder under it) is a regular file."""
     for parent in (root, *root.parents):
         if parent.exists():
             if not parent.is_dir():
@@ -109,8 +109,9 @@ def load_pickle(path: Path, dataset: str) -> Any:
         ) from err
 
 
-def check_same_length(images: torch.Tensor, labels: torch.Tensor, image_path: Path, label_path: Path,
-                      dataset: str) -> None:  # fmt: skip
+def check_same_length(
+    images: torch.Tensor, labels: torch.Tensor, image_path: Path, label_path: Path, dataset: str
+) -> None:
     """Images and labels must pair up one to one (a shorter label file would otherwise be a bare IndexError)."""
     if len(images) != len(labels):
         raise DatasetError(
@@ -124,7 +125,6 @@ def tensor_from_buffer(buf: bytes, offset: int, shape: tuple[int, ...], path: Pa
     count = math.prod(shape)
     if len(buf) < offset + count:
         raise DatasetError(
-            f"{dataset}: {path} is truncated ({len(buf)} bytes, expected {offset + count}). "
-            "Delete it and re-download."
+            f"{dataset}: {path} is truncated ({len(buf)} bytes, expected {offset + count}). Delete it and re-download."
         )
     return torch.frombuffer(bytearray(buf[offset : offset + count]), dtype=torch.uint8).view(shape)

@@ -42,7 +42,8 @@ class MNISTDataModule(ReleasedDataModule):
         data_dir: folder that holds the dataset's release folder (MNIST/raw/)
         val_size: images held out of the training set (seeded) for validation; 0 for none
         download: fetch the release through torchvision when a file is absent (needs network)
-        accept_nonoriginal: use files that differ from the release (a re-encoded copy); their fingerprint is recorded with the run
+        accept_nonoriginal: use files that differ from the release (a re-encoded copy); their fingerprint is recorded
+            with the run
         crop_padding: pixels of padding before a random 28x28 crop (0: no crop)
         flip: random horizontal flip
         normalize: per-channel normalisation; false gives intensities in [0, 1] (autoencoders, GANs)
@@ -54,8 +55,10 @@ class MNISTDataModule(ReleasedDataModule):
 
     dataset = "MNIST"
     mean_std = (MNIST_MEAN, MNIST_STD)
-    missing_hint = ("Set download=True to fetch it, or place the four uncompressed idx files "
-                    "(train-images-idx3-ubyte, ...) in <data_dir>/MNIST/raw/.")  # fmt: skip
+    missing_hint = (
+        "Set download=True to fetch it, or place the four uncompressed idx files "
+        "(train-images-idx3-ubyte, ...) in <data_dir>/MNIST/raw/."
+    )
 
     def __init__(
         self,
@@ -71,8 +74,17 @@ class MNISTDataModule(ReleasedDataModule):
         seed: int = 0,
         device_resident: bool = False,
     ) -> None:
-        super().__init__(data_dir, val_size, download, accept_nonoriginal, normalize, batch_size, eval_batch_size,
-                         seed, device_resident)  # fmt: skip
+        super().__init__(
+            data_dir,
+            val_size,
+            download,
+            accept_nonoriginal,
+            normalize,
+            batch_size,
+            eval_batch_size,
+            seed,
+            device_resident,
+        )
         self.save_hyperparameters()
         self.crop_padding, self.flip = crop_padding, flip
         self.dims = (1, 28, 28)

@@ -28,8 +28,18 @@ class ReleasedDataModule(TensorDataModule):
     mean_std: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     missing_hint: str = ""
 
-    def __init__(self, data_dir: str, val_size: int, download: bool, accept_nonoriginal: bool, normalize: bool,
-                 batch_size: int, eval_batch_size: int, seed: int, device_resident: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        data_dir: str,
+        val_size: int,
+        download: bool,
+        accept_nonoriginal: bool,
+        normalize: bool,
+        batch_size: int,
+        eval_batch_size: int,
+        seed: int,
+        device_resident: bool,
+    ) -> None:
         super().__init__(batch_size, eval_batch_size, seed, device_resident)
         self.data_dir = Path(data_dir)
         self.val_size, self.download, self.accept_nonoriginal = val_size, download, accept_nonoriginal
@@ -56,12 +66,14 @@ class ReleasedDataModule(TensorDataModule):
             except Exception as err:  # network errors come in many types
                 raise DatasetError(
                     f"{self.dataset}: download into {self.folder} failed ({err}). Offline? Place the files there "
-                    "by hand (see README, 'Data')."
+                    "by hand (see docs/running.md, 'Data')."
                 ) from err
 
     def verify_files(self) -> None:
         """Check every file against the release and record the fingerprint of the copy read."""
-        found = check_files(self.folder, self.expected_files(), self.accept_nonoriginal, self.dataset, self.missing_hint)
+        found = check_files(
+            self.folder, self.expected_files(), self.accept_nonoriginal, self.dataset, self.missing_hint
+        )
         self.fingerprint = fingerprint(found)
 
     def split_train(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,8 @@ Rollouts are collected in the main process (num_workers=0): the policy lives the
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -25,14 +26,20 @@ from trickbench.lightning_modules.ops.returns import gae
 
 
 class Agent(Protocol):
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
     def value(self, obs: torch.Tensor) -> torch.Tensor: ...
 
 
 def make_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     """Sync vector env that resets a finished episode in the same step (final obs in info["final_obs"])."""
-    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                       vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})  # fmt: skip
+    env = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+    )
     if not isinstance(env.single_action_space, gym.spaces.Discrete):
         raise ValueError(
             f"Actor needs a discrete action space (e.g. CartPole-v1, Acrobot-v1, LunarLander-v3); "
@@ -44,8 +51,18 @@ def make_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
 class RolloutDataset(IterableDataset):
     """One iteration = `rollouts` rollouts; each yields `update_epochs * num_envs * steps // minibatch` minibatches."""
 
-    def __init__(self, env: gym.vector.VectorEnv, agent: Agent, rollouts: int, steps: int, update_epochs: int,
-                 minibatch_size: int, gamma: float, gae_lambda: float, seed: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        agent: Agent,
+        rollouts: int,
+        steps: int,
+        update_epochs: int,
+        minibatch_size: int,
+        gamma: float,
+        gae_lambda: float,
+        seed: int,
+    ) -> None:
         self.env, self.agent = env, agent
         self.rollouts, self.steps, self.update_epochs = rollouts, steps, update_epochs
         self.minibatch_size, self.gamma, self.gae_lambda = minibatch_size, gamma, gae_lambda
@@ -79,8 +96,9 @@ class RolloutDataset(IterableDataset):
                 buf[k].append(v)
             self.obs = torch.as_tensor(obs, dtype=torch.float32)
         data = {k: torch.stack(v) for k, v in buf.items()}  # (T, N, ...)
-        adv, ret = gae(data["reward"], data["value"], data["done"], self.agent.value(self.obs).cpu(),
-                       self.gamma, self.gae_lambda)  # fmt: skip
+        adv, ret = gae(
+            data["reward"], data["value"], data["done"], self.agent.value(self.obs).cpu(), self.gamma, self.gae_lambda
+        )
         flat = {k: data[k].flatten(0, 1) for k in ("obs", "action", "logp")}
         return {**flat, "advantage": adv.flatten(), "return": ret.flatten()}, finished
 
@@ -148,10 +166,22 @@ class RolloutDataModule(LightningDataModule):
         seed: seed of the environments and the minibatch order
     """
 
-    def __init__(self, env_id: str = "CartPole-v1", num_envs: int = 8, rollout_steps: int = 256,
-                 rollouts_per_epoch: int = 4, update_epochs: int = 4, minibatch_size: int = 512,
-                 gamma: float = 0.99, gae_lambda: float = 0.95, val_episodes: int = 10, test_episodes: int = 100,
-                 eval_parallel: int = 20, deterministic_eval: bool = True, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env_id: str = "CartPole-v1",
+        num_envs: int = 8,
+        rollout_steps: int = 256,
+        rollouts_per_epoch: int = 4,
+        update_epochs: int = 4,
+        minibatch_size: int = 512,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        val_episodes: int = 10,
+        test_episodes: int = 100,
+        eval_parallel: int = 20,
+        deterministic_eval: bool = True,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         check_range("RolloutDataModule", "gamma", gamma)
         check_range("RolloutDataModule", "gae_lambda", gae_lambda)
@@ -168,7 +198,9 @@ class RolloutDataModule(LightningDataModule):
     def _agent(self) -> Agent:
         agent = getattr(self.trainer, "lightning_module", None)
         if not (callable(getattr(agent, "act", None)) and callable(getattr(agent, "value", None))):
-            raise TypeError(f"RolloutDataModule needs a module with act() and value() (e.g. Actor); got {type(agent).__name__}.")
+            raise TypeError(
+                f"RolloutDataModule needs a module with act() and value() (e.g. Actor); got {type(agent).__name__}."
+            )
         return agent
 
     def _loader(self, dataset: IterableDataset) -> DataLoader:
@@ -178,13 +210,24 @@ class RolloutDataModule(LightningDataModule):
         h = self.hparams
         if self._train is None:  # one dataset for the whole fit: envs continue their episodes across epochs
             env = make_env(h.env_id, h.num_envs)
-            self._train = RolloutDataset(env, self._agent(), h.rollouts_per_epoch, h.rollout_steps, h.update_epochs,
-                                         h.minibatch_size, h.gamma, h.gae_lambda, h.seed)  # fmt: skip
+            self._train = RolloutDataset(
+                env,
+                self._agent(),
+                h.rollouts_per_epoch,
+                h.rollout_steps,
+                h.update_epochs,
+                h.minibatch_size,
+                h.gamma,
+                h.gae_lambda,
+                h.seed,
+            )
         return self._loader(self._train)
 
     def _eval(self, episodes: int, seed: int) -> DataLoader:
         h = self.hparams
-        return self._loader(EvalEpisodes(h.env_id, self._agent(), episodes, h.eval_parallel, seed, h.deterministic_eval))
+        return self._loader(
+            EvalEpisodes(h.env_id, self._agent(), episodes, h.eval_parallel, seed, h.deterministic_eval)
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval(self.hparams.val_episodes, seed=10_000 + self.hparams.seed)

@@ -11,8 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_HOME = {"Classifier": "classifier", "Regressor": "regressor", "AutoEncoder": "autoencoder", "VAE": "autoencoder",
-         "GAN": "gan", "Actor": "actor"}  # fmt: skip
+_HOME = {
+    "Classifier": "classifier",
+    "Regressor": "regressor",
+    "AutoEncoder": "autoencoder",
+    "VAE": "autoencoder",
+    "GAN": "gan",
+    "Actor": "actor",
+}
 __all__ = ["Actor", "AutoEncoder", "Classifier", "GAN", "Regressor", "VAE"]
 
 

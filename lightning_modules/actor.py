@@ -19,8 +19,9 @@ from trickbench.lightning_modules import optim
 from trickbench.lightning_modules.ops.checks import check_range
 
 
-def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantage: torch.Tensor,
-                clip_eps: float | None) -> torch.Tensor:  # fmt: skip
+def policy_loss(
+    logp: torch.Tensor, logp_old: torch.Tensor, advantage: torch.Tensor, clip_eps: float | None
+) -> torch.Tensor:
     """-E[min(r A, clip(r, 1-eps, 1+eps) A)], r = pi/pi_old; clip_eps None: -E[log pi(a|s) A] (REINFORCE)."""
     if clip_eps is None:
         return -(logp * advantage).mean()
@@ -49,7 +50,8 @@ class Actor(LightningModule):
         value_coef: weight of the value loss
         entropy_coef: weight of the entropy bonus
         normalize_advantage: standardise advantages per minibatch
-        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter
+            groups)
         lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
     """
 
@@ -100,8 +102,15 @@ class Actor(LightningModule):
         v_loss = F.mse_loss(self.value_net(batch["obs"]).squeeze(-1), batch["return"])
         entropy = dist.entropy().mean()
         loss = pg + h.value_coef * v_loss - h.entropy_coef * entropy + h.kl_coef * kl
-        self.log_dict({"train/loss": loss, "train/policy_loss": pg, "train/value_loss": v_loss,
-                       "train/entropy": entropy, "train/approx_kl": kl})  # fmt: skip
+        self.log_dict(
+            {
+                "train/loss": loss,
+                "train/policy_loss": pg,
+                "train/value_loss": v_loss,
+                "train/entropy": entropy,
+                "train/approx_kl": kl,
+            }
+        )
         if h.clip_eps is not None:
             self.log("train/clip_frac", ((logp - batch["logp"]).exp().sub(1).abs() > h.clip_eps).float().mean())
         if not torch.isnan(batch["episode_return"]):

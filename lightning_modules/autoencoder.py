@@ -48,7 +48,8 @@ class AutoEncoder(LightningModule):
         encoder: image -> code (e.g. lightning_modules.nets.ConvEncoder or MLP)
         decoder: code -> pixel logits (e.g. lightning_modules.nets.ConvDecoder or MLP)
         recon: "bce" (Bernoulli pixels, intensities in [0, 1]) or "mse" reconstruction loss, summed per image
-        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter
+            groups)
         lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
         scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
     """
@@ -118,7 +119,8 @@ class VAE(AutoEncoder):
         latent_dim: size of the latent code
         beta: weight of the KL term (1: the ELBO; > 1: beta-VAE)
         recon: "bce" or "mse" reconstruction loss, summed per image
-        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter
+            groups)
         lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
         scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
     """
@@ -138,8 +140,9 @@ class VAE(AutoEncoder):
         super().__init__(encoder, decoder, recon, optimizer, lr_scheduler, scheduler_interval)
         self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "lr_scheduler"])
         # Fixed latent points for sample grids; a buffer so it follows the module's device.
-        self.register_buffer("fixed_z", torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(0)),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "fixed_z", torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(0)), persistent=False
+        )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         stats = self.encoder(x)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,11 @@ class Classifier(LightningModule):
     is ever saved in this module's checkpoint.
 
     Args:
-        net: the network, logits out: a project net (lightning_modules.nets.MLP, SmallCNN, ResNet18, PreActResNet18, ResNet20, AirbenchNet) or any nn.Module class path
+        net: the network, logits out: a project net (lightning_modules.nets.MLP, SmallCNN, ResNet18, PreActResNet18,
+            ResNet20, AirbenchNet) or any nn.Module class path
         num_classes: number of classes (output units), for the accuracy metrics
-        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter
+            groups)
         lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
         scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
         no_decay_1d: no weight decay on 1-d parameters (biases, norm scales): the no-bias-decay trick
@@ -39,7 +42,8 @@ class Classifier(LightningModule):
         batch_mix: mixup / CutMix applied to each training batch (lightning_modules.ops.mixup.MixupCutmix), or null
         tta_flip: evaluate on the mean logits of each image and its mirror
         tta_translate: with tta_flip: also one-pixel translations (airbench's multi-crop TTA)
-        norm_lr_scale: lr multiplier for normalisation parameters (weight decay divided by it): airbench's 64x BN-bias lr
+        norm_lr_scale: lr multiplier for normalisation parameters (weight decay divided by it): airbench's 64x BN-bias
+            lr
         channels_last: channels-last memory format for the net and its inputs (faster convolutions on GPUs)
         compile: torch.compile the net: true, false, or "auto" (on CUDA only)
     """
@@ -63,13 +67,17 @@ class Classifier(LightningModule):
         super().__init__()
         check_range("Classifier", "label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         if not norm_lr_scale > 0:
-            raise ValueError(f"Classifier norm_lr_scale multiplies the norm layers' lr and must be > 0, got {norm_lr_scale}")
+            raise ValueError(
+                f"Classifier norm_lr_scale multiplies the norm layers' lr and must be > 0, got {norm_lr_scale}"
+            )
         self.save_hyperparameters(ignore=["net", "optimizer", "lr_scheduler", "batch_mix"])
         self.net = net
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.batch_mix = batch_mix
         self.loss_terms: dict[str, tuple[LossTerm, float]] = {}
-        self.metrics = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in ("train_", "val_", "test_")})
+        self.metrics = nn.ModuleDict(
+            {s: MulticlassAccuracy(num_classes, average="micro") for s in ("train_", "val_", "test_")}
+        )
         # The running train accuracy goes into checkpoints, so an epoch resumed mid-way reports the same train/acc.
         self.metrics["train_"].persistent(True)
         # Set past nn.Module.__setattr__ so it stays out of the module tree: registered, it would duplicate
@@ -165,7 +173,8 @@ class Classifier(LightningModule):
         if getattr(self.net, "whiten_stem", False) and not bool(self.net.stem_whitened):
             raise ValueError(
                 f"{type(self.net).__name__}(whiten_stem=True) has a frozen stem that nothing initialised: add the "
-                "trickbench.callbacks.PatchWhitening callback (configs/tricks/whiten_stem.yaml), or set whiten_stem: false"
+                "trickbench.callbacks.PatchWhitening callback (as configs/cifar10_fast.yaml does), "
+                "or set whiten_stem: false"
             )
 
     def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,6 +200,12 @@ class Classifier(LightningModule):
         return self(batch[0]).argmax(1)
 
     def configure_optimizers(self):
-        return optim.configure(self, self.net, self.optimizer, self.lr_scheduler,
-                               self.hparams.scheduler_interval, self.hparams.no_decay_1d,
-                               self.hparams.norm_lr_scale)  # fmt: skip
+        return optim.configure(
+            self,
+            self.net,
+            self.optimizer,
+            self.lr_scheduler,
+            self.hparams.scheduler_interval,
+            self.hparams.no_decay_1d,
+            self.hparams.norm_lr_scale,
+        )

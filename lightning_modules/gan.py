@@ -29,9 +29,7 @@ from trickbench.lightning_modules import optim
 from trickbench.lightning_modules.ops.checks import require_unnormalized
 
 
-def discriminator_loss(
-    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
-) -> torch.Tensor:
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
     """-[log D(x) + log(1 - D(G(z)))], averaged over the batch, in nats. `real_label` < 1 is one-sided
     label smoothing: the real term becomes BCE against target `real_label` (fakes keep target 0)."""
     real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
@@ -62,7 +60,8 @@ class GAN(LightningModule):
 
     Args:
         generator: latent (+ one-hot class) -> image logits (e.g. lightning_modules.nets.ConvDecoder)
-        discriminator: image (+ class) -> one real/fake logit (e.g. lightning_modules.nets.ConvEncoder with output_dim 1)
+        discriminator: image (+ class) -> one real/fake logit (e.g. lightning_modules.nets.ConvEncoder with output_dim
+            1)
         latent_dim: size of G's noise input
         num_classes: > 0: class-conditional GAN (G and D get the one-hot label)
         optimizer_g: optimizer factory for the generator
@@ -106,8 +105,9 @@ class GAN(LightningModule):
             ema = get_ema_multi_avg_fn(ema_decay)
             self.generator_ema = AveragedModel(generator, multi_avg_fn=ema, use_buffers=False)
             self.generator_ema.requires_grad_(False)  # never optimised, only averaged
-        self.register_buffer("fixed_z", torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(0)),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "fixed_z", torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(0)), persistent=False
+        )
 
     def setup(self, stage: str) -> None:
         require_unnormalized("GAN", getattr(self.trainer, "datamodule", None), "compares generated images with")
@@ -203,14 +203,17 @@ class GAN(LightningModule):
             scheduler.step()
 
         self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, prog_bar=True)
-        self.log_dict({"train/d_real": torch.sigmoid(real_logits).mean(), "train/d_fake": torch.sigmoid(fake_logits).mean()})
+        self.log_dict(
+            {"train/d_real": torch.sigmoid(real_logits).mean(), "train/d_fake": torch.sigmoid(fake_logits).mean()}
+        )
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         real, y = self._real_batch(batch)
         real_logits, fake_logits = self.discriminate(real, y), self.discriminate(self(self.noise(len(real)), y), y)
         acc = torch.cat([real_logits > 0, fake_logits <= 0]).float().mean()
-        self.log_dict({f"{stage}/loss_d": discriminator_loss(real_logits, fake_logits), f"{stage}/d_acc": acc},
-                      sync_dist=True)  # fmt: skip
+        self.log_dict(
+            {f"{stage}/loss_d": discriminator_loss(real_logits, fake_logits), f"{stage}/d_acc": acc}, sync_dist=True
+        )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")

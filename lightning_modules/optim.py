@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,8 +56,10 @@ def batch_size_kwargs(module: Any, factory: Callable) -> dict[str, int]:
     trainer = module.trainer  # only an optimizer that needs batch_size needs a Trainer
     batch = getattr(getattr(trainer, "datamodule", None), "batch_size", None)
     if batch is None:
-        raise ValueError(f"{getattr(factory, 'func', factory)} needs batch_size: set it in the optimizer's "
-                         "init_args, or use a DataModule with a batch_size")  # fmt: skip
+        raise ValueError(
+            f"{getattr(factory, 'func', factory)} needs batch_size: set it in the optimizer's "
+            "init_args, or use a DataModule with a batch_size"
+        )
     return {"batch_size": int(batch) * trainer.world_size * trainer.accumulate_grad_batches}
 
 
@@ -71,8 +74,15 @@ def scale_group_lrs(opt: torch.optim.Optimizer) -> None:
             group["lr_scaled"] = True
 
 
-def configure(module: Any, net: nn.Module, optimizer: Callable, lr_scheduler: Callable | None,
-              interval: str, no_decay_1d: bool, norm_lr_scale: float = 1.0) -> Any:  # fmt: skip
+def configure(
+    module: Any,
+    net: nn.Module,
+    optimizer: Callable,
+    lr_scheduler: Callable | None,
+    interval: str,
+    no_decay_1d: bool,
+    norm_lr_scale: float = 1.0,
+) -> Any:
     """Build what `LightningModule.configure_optimizers` returns."""
     groups = param_groups(net, no_decay_1d, norm_lr_scale)
     opt = optimizer(groups, **batch_size_kwargs(module, optimizer))
@@ -100,19 +110,29 @@ class DecoupledSGD(torch.optim.SGD):
         nesterov: Nesterov momentum.
     """
 
-    def __init__(self, params: Any, lr: float = 11.5, momentum: float = 0.85, weight_decay: float = 0.0153,
-                 batch_size: int | None = None, nesterov: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 11.5,
+        momentum: float = 0.85,
+        weight_decay: float = 0.0153,
+        batch_size: int | None = None,
+        nesterov: bool = True,
+    ) -> None:
         if batch_size is None or batch_size < 1:
-            raise ValueError(f"DecoupledSGD needs batch_size >= 1 (Classifier fills it from the DataModule), "
-                             f"got {batch_size}")  # fmt: skip
+            raise ValueError(
+                f"DecoupledSGD needs batch_size >= 1 (Classifier fills it from the DataModule), got {batch_size}"
+            )
         if not 0 <= momentum < 1 or lr <= 0 or weight_decay < 0:
-            raise ValueError(f"DecoupledSGD needs lr > 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, "
-                             f"{momentum}, {weight_decay}")  # fmt: skip
+            raise ValueError(
+                f"DecoupledSGD needs lr > 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}"
+            )
         kilostep = 1024 * (1 + 1 / (1 - momentum))
         torch_lr = lr / kilostep * batch_size  # a mean loss has 1/batch_size of the summed loss's gradient
         decay_per_step = weight_decay * batch_size / kilostep  # torch's lr * weight_decay
-        super().__init__(params, lr=torch_lr, momentum=momentum, weight_decay=decay_per_step / torch_lr,
-                         nesterov=nesterov)  # fmt: skip
+        super().__init__(
+            params, lr=torch_lr, momentum=momentum, weight_decay=decay_per_step / torch_lr, nesterov=nesterov
+        )
 
 
 def triangle(step: int, total_steps: int, start: float = 0.2, end: float = 0.07, peak_fraction: float = 0.23) -> float:
@@ -138,8 +158,15 @@ class TriangleLR(torch.optim.lr_scheduler.LambdaLR):
         last_epoch: torch's resume index.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int | None = None, start: float = 0.2,
-                 end: float = 0.07, peak_fraction: float = 0.23, last_epoch: int = -1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int | None = None,
+        start: float = 0.2,
+        end: float = 0.07,
+        peak_fraction: float = 0.23,
+        last_epoch: int = -1,
+    ) -> None:
         if total_steps is None or total_steps < 1:
             raise ValueError("TriangleLR needs total_steps >= 1; Classifier fills it from the Trainer")
         if not 0 <= peak_fraction <= 1:
@@ -155,8 +182,9 @@ class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
     """torch's CosineAnnealingLR with T_max optional, so YAML can leave it to `configure` (torch's
     own class makes it a required argument, which LightningCLI then demands in every config)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, T_max: int | None = None, eta_min: float = 0.0,
-                 last_epoch: int = -1) -> None:  # fmt: skip
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, T_max: int | None = None, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         if T_max is None:
             raise ValueError("CosineAnnealingLR needs T_max (steps or epochs); Classifier fills it from the Trainer")
         super().__init__(optimizer, T_max, eta_min, last_epoch)

@@ -19,7 +19,8 @@ class Regressor(LightningModule):
 
     Args:
         net: the network, one output per target (e.g. lightning_modules.nets.MLP)
-        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter groups)
+        optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter
+            groups)
         lr_scheduler: LR scheduler factory, or null for a constant LR (with `scheduler_interval`)
         scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
         no_decay_1d: no weight decay on 1-d parameters (biases, norm scales): the no-bias-decay trick
@@ -70,5 +71,6 @@ class Regressor(LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        return optim.configure(self, self.net, self.optimizer, self.lr_scheduler,
-                               self.hparams.scheduler_interval, self.hparams.no_decay_1d)  # fmt: skip
+        return optim.configure(
+            self, self.net, self.optimizer, self.lr_scheduler, self.hparams.scheduler_interval, self.hparams.no_decay_1d
+        )

@@ -36,11 +36,11 @@ from typing import Any
 import yaml
 
 from trickbench.callbacks.run_dir import RUN_FILES, child_environ
+from trickbench.io import atomic_write_json, atomic_write_text
 from trickbench.scripts.ablation import plan as ablation_file
 from trickbench.scripts.ablation import slurm
 from trickbench.scripts.ablation import status as sweep_status
 from trickbench.scripts.ablation.plan import AblationError, Job, Plan, command, load_plan
-from trickbench.io import atomic_write_json, atomic_write_text
 
 OK = ("completed", "finished")
 DEFINITION = "definition.json"  # what defines a run: its command and the content of every config file
@@ -49,16 +49,22 @@ DEFINITION = "definition.json"  # what defines a run: its command and the conten
 def definition(plan: Plan, job: Job) -> dict[str, Any]:
     """The run's definition and its hash: the `fit` arguments (no interpreter, no resume path) and the sha256 of
     each config file they name, so an edited fragment or another `--set` makes a finished run stale."""
-    args = command(plan, job)[ablation_file.prefix_length(job):]
+    args = command(plan, job)[ablation_file.prefix_length(job) :]
     files = {}
     for cfg in plan.base + list(job.fragments):
         try:
             files[cfg] = hashlib.sha256(Path(cfg).read_bytes()).hexdigest()
         except OSError:
             files[cfg] = None
-    body = {"args": args, "files": files, "base": plan.base, "fragments": list(job.fragments),
-            "overrides": plan.overrides + list(job.overrides), "teacher": job.teacher,
-            "teacher_hash": definition(plan, plan.prerequisite(job.teacher))["hash"] if job.teacher else None}  # fmt: skip
+    body = {
+        "args": args,
+        "files": files,
+        "base": plan.base,
+        "fragments": list(job.fragments),
+        "overrides": plan.overrides + list(job.overrides),
+        "teacher": job.teacher,
+        "teacher_hash": definition(plan, plan.prerequisite(job.teacher))["hash"] if job.teacher else None,
+    }
     if job.evaluates:  # test-only: defined by the run it tests as well (key absent otherwise: old hashes hold)
         body["evaluates"] = {"arm": job.evaluates, "hash": definition(plan, plan.evaluated(job))["hash"]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
@@ -227,8 +233,9 @@ def job_outcome(job: Job, rc: int) -> str:
     return "completed"
 
 
-def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None,
-            warn_at: float | None = None) -> str:  # fmt: skip
+def run_job(
+    plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None, warn_at: float | None = None
+) -> str:
     """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
     `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time `warn_at`
     the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
@@ -249,7 +256,8 @@ def run_job(plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None 
 
 
 def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str]:
-    """Run several jobs in one process (`trickbench.scripts.ablation.batch`), one Trainer each, in order; outcome per label.
+    """Run several jobs in one process (`trickbench.scripts.ablation.batch`), one Trainer each, in order; outcome
+    per label.
     The batch's own output goes to `<root>/batches/<first job>.log`."""
     entries, outcomes = [], {}
     for job in jobs:
@@ -257,7 +265,7 @@ def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str
         if cmd is None:
             outcomes[job.label] = outcome
         else:
-            entries.append((job, ["test" if job.evaluates else "fit", *cmd[ablation_file.prefix_length(job):]]))
+            entries.append((job, ["test" if job.evaluates else "fit", *cmd[ablation_file.prefix_length(job) :]]))
     if not entries:
         return outcomes
     folder = plan.root / "batches"
@@ -266,8 +274,7 @@ def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str
     manifest = folder / f"{stem}.json"
     atomic_write_json(manifest, [{"run_dir": str(job.run_dir), "args": args} for job, args in entries])
     with open(folder / f"{stem}.log", "a") as log:
-        rc = subprocess.call([*ablation_file.BATCH_CMD, str(manifest)], stdout=log, stderr=subprocess.STDOUT,
-                             env=env)  # fmt: skip
+        rc = subprocess.call([*ablation_file.BATCH_CMD, str(manifest)], stdout=log, stderr=subprocess.STDOUT, env=env)
     for job, _ in entries:  # each run's own record decides; a non-zero batch exit only explains a missing one
         outcomes[job.label] = job_outcome(job, 0 if run_state(job)[0] == "finished" else (rc or 1))
     return outcomes
@@ -333,7 +340,9 @@ class Sweep:
                 if state != "finished":
                     with self.cond:
                         self.started += 1
-                        print(f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True)
+                        print(
+                            f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True
+                        )
             if self.per_process > 1:
                 outcomes = run_batch(self.plan, jobs, env)
             else:
@@ -344,7 +353,11 @@ class Sweep:
                     outcome = outcomes[job.label]
                     if outcome == "completed":
                         self.durations.append(took)
-                    self._record(job, outcome, (lambda: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "")
+                    self._record(
+                        job,
+                        outcome,
+                        (lambda took=took: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "",
+                    )
 
 
 def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str]]:
@@ -354,30 +367,37 @@ def worker_envs(gpus: int, jobs: int, threads: int | None) -> list[dict[str, str
         return [{**base, "CUDA_VISIBLE_DEVICES": str(i)} for i in range(gpus)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     n = str(threads or max(1, cores // jobs))
-    return [
-        {**base, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "CUDA_VISIBLE_DEVICES": ""} for _ in range(jobs)
-    ]
+    return [{**base, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "CUDA_VISIBLE_DEVICES": ""} for _ in range(jobs)]
 
 
 def write_plan_record(plan: Plan) -> None:
     """`<root>/plan.json`: what the report needs (arm order, prerequisites); no times, so it is reproducible."""
     record = {
-        "name": plan.name, "source": plan.source, "base": plan.base, "overrides": plan.overrides,
-        "arms": plan.arms(), "seeds": sorted({j.seed for j in plan.jobs if not j.prerequisite}),
+        "name": plan.name,
+        "source": plan.source,
+        "base": plan.base,
+        "overrides": plan.overrides,
+        "arms": plan.arms(),
+        "seeds": sorted({j.seed for j in plan.jobs if not j.prerequisite}),
         "prerequisites": sorted({j.arm for j in plan.jobs if j.prerequisite}),
-        "runs": {j.label: {"arm": j.arm, "seed": j.seed, "fragments": list(j.fragments), "teacher": j.teacher,
-                          **({"evaluates": j.evaluates} if j.evaluates else {})}
-                 for j in plan.jobs},
-    }  # fmt: skip
+        "runs": {
+            j.label: {
+                "arm": j.arm,
+                "seed": j.seed,
+                "fragments": list(j.fragments),
+                "teacher": j.teacher,
+                **({"evaluates": j.evaluates} if j.evaluates else {}),
+            }
+            for j in plan.jobs
+        },
+    }
     atomic_write_json(plan.root / "plan.json", record)
 
 
 def print_plan(plan: Plan) -> None:
     for i, job in enumerate(plan.jobs):
         state, ckpt = run_state(job, plan)
-        print(
-            f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(job_command(plan, job, ckpt, False))}"
-        )
+        print(f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(job_command(plan, job, ckpt, False))}")
 
 
 def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
@@ -390,8 +410,11 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
         )
     job = plan.jobs[index]
     if srun:
-        print(f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}); "
-              f"its output goes to {job.run_dir}/stdout.log and stderr.log", flush=True)  # fmt: skip
+        print(
+            f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}); "
+            f"its output goes to {job.run_dir}/stdout.log and stderr.log",
+            flush=True,
+        )
     needed = plan.dependency(job)
     if needed is not None and run_state(needed, plan)[0] != "finished":
         dep = needed.label
@@ -422,7 +445,8 @@ def handle_stale(plan: Plan, rerun: bool) -> None:
     if not rerun:
         raise AblationError(
             f"{len(stale)} run(s) hold results of another definition (other command, --set values or config file "
-            "contents) than this plan:\n" + "\n".join(f"  {j.label}: {j.run_dir}" for j in stale)
+            "contents) than this plan:\n"
+            + "\n".join(f"  {j.label}: {j.run_dir}" for j in stale)
             + "\nSee them with --dry-run. Rerun them with --rerun-stale (the old runs are moved to "
             "<dir>.stale-<time>, never deleted), or restore the plan they ran with. Nothing was run."
         )
@@ -433,18 +457,12 @@ def handle_stale(plan: Plan, rerun: bool) -> None:
 def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("config", help="ablation file, e.g. configs/ablations/cifar10_cpu.yaml")
-    p.add_argument(
-        "--runs-dir", default="runs", help="runs go to <runs-dir>/<ablation name>/ (default: runs)"
-    )
-    p.add_argument(
-        "--dry-run", action="store_true", help="print the plan (state + command of every run) and exit"
-    )
+    p.add_argument("--runs-dir", default="runs", help="runs go to <runs-dir>/<ablation name>/ (default: runs)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (state + command of every run) and exit")
     par = p.add_mutually_exclusive_group()
     par.add_argument("--gpus", type=int, default=0, help="run one job per GPU on N GPUs concurrently")
     par.add_argument("--jobs", type=int, default=1, help="run N CPU jobs concurrently (default 1)")
-    p.add_argument(
-        "--threads", type=int, default=None, help="OMP threads per CPU job (default: cores / jobs)"
-    )
+    p.add_argument("--threads", type=int, default=None, help="OMP threads per CPU job (default: cores / jobs)")
     p.add_argument(
         "--set",
         action="append",
@@ -452,24 +470,33 @@ def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argpa
         metavar="KEY=VALUE",
         help="extra override for every run, e.g. --set data.init_args.data_dir=/data (repeatable)",
     )
-    p.add_argument("--rerun-stale", action="store_true",
-                   help="retrain runs whose stored definition differs from the plan (old run moved to <dir>.stale-<time>)")
-    p.add_argument("--per-process", type=int, default=1, metavar="N",
-                   help="run up to N ready jobs one after another in one Python process (one Trainer each; "
-                        "saves the per-run start-up and compile on fast GPU runs; default 1 = a process per run)")
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="retrain runs whose stored definition differs from the plan (old run moved to <dir>.stale-<time>)",
+    )
+    p.add_argument(
+        "--per-process",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N ready jobs one after another in one Python process (one Trainer each; "
+        "saves the per-run start-up and compile on fast GPU runs; default 1 = a process per run)",
+    )
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
-    p.add_argument("--status", action="store_true",
-                   help="print each run's state (finished/running/pending/failed/stale); exit 1 if any failed")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print each run's state (finished/running/pending/failed/stale); exit 1 if any failed",
+    )
     p.add_argument("--task", type=int, default=None, help=argparse.SUPPRESS)  # one job by index (SLURM array)
     p.add_argument("--srun", action="store_true", help=argparse.SUPPRESS)  # inside an sbatch task
     p.add_argument("--emit-command", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     bad = [s for s in args.set if "=" not in s or s.startswith("-")]
     if bad:
-        p.error(
-            f"--set takes KEY=VALUE without leading dashes, e.g. data.init_args.data_dir=/data; got {bad}"
-        )
+        p.error(f"--set takes KEY=VALUE without leading dashes, e.g. data.init_args.data_dir=/data; got {bad}")
     if args.gpus < 0 or args.jobs < 1 or args.per_process < 1:
         p.error("--gpus must be >= 0, --jobs >= 1 and --per-process >= 1")
     return args
@@ -501,10 +528,7 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
     for t in threads:
         t.join()
     failed = {k: v for k, v in sweep.outcomes.items() if v not in OK}
-    print(
-        f"\n{plan.name}: {len(sweep.outcomes) - len(failed)}/{len(plan.jobs)} runs completed or already finished."
-    )
+    print(f"\n{plan.name}: {len(sweep.outcomes) - len(failed)}/{len(plan.jobs)} runs completed or already finished.")
     for label, why in failed.items():
         print(f"  FAILED {label}: {why}")
     return 1 if failed else 0
-

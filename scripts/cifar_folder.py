@@ -37,8 +37,10 @@ def read_split(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
     missing = [c for c in CLASSES if not (folder / c).is_dir()]
     if missing:
-        raise FolderError(f"{folder} lacks the class folder(s) {', '.join(missing)}: expected {folder}/<class>/ "
-                          f"for each of {', '.join(CLASSES)}")  # fmt: skip
+        raise FolderError(
+            f"{folder} lacks the class folder(s) {', '.join(missing)}: expected {folder}/<class>/ "
+            f"for each of {', '.join(CLASSES)}"
+        )
     images, labels = [], []
     for label, name in enumerate(CLASSES):
         files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in SUFFIXES)
@@ -113,4 +115,3 @@ def main(argv: list[str] | None = None, prog: str = "trickbench data") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
-

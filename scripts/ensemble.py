@@ -45,8 +45,9 @@ def agreement(preds: torch.Tensor) -> torch.Tensor:
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     """ECE (Guo et al. 2017): sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
-    return sum(r["n"] / len(labels) * abs(r["accuracy"] - r["confidence"]) for r in reliability(probs, labels, bins)
-               if r["n"])  # fmt: skip
+    return sum(
+        r["n"] / len(labels) * abs(r["accuracy"] - r["confidence"]) for r in reliability(probs, labels, bins) if r["n"]
+    )
 
 
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> list[dict[str, float]]:
@@ -57,9 +58,15 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> li
     for lo, hi in zip(edges[:-1], edges[1:]):
         in_bin = (conf.double() > lo) & (conf.double() <= hi)
         n = int(in_bin.sum())
-        rows.append({"low": float(lo), "high": float(hi), "n": n,
-                     "accuracy": float((pred[in_bin] == labels[in_bin]).double().mean()) if n else math.nan,
-                     "confidence": float(conf[in_bin].double().mean()) if n else math.nan})  # fmt: skip
+        rows.append(
+            {
+                "low": float(lo),
+                "high": float(hi),
+                "n": n,
+                "accuracy": float((pred[in_bin] == labels[in_bin]).double().mean()) if n else math.nan,
+                "confidence": float(conf[in_bin].double().mean()) if n else math.nan,
+            }
+        )
     return rows
 
 
@@ -83,20 +90,29 @@ def summarise(probs: torch.Tensor, labels: torch.Tensor, names: list[str]) -> di
     preds = probs.argmax(2)
     agreed = agreement(preds)
     mean = probs.mean(0)
-    per_model = {n: {"accuracy": float((p == labels).double().mean()), "ece": expected_calibration_error(pr, labels)}
-                 for n, p, pr in zip(names, preds, probs)}  # fmt: skip
+    per_model = {
+        n: {"accuracy": float((p == labels).double().mean()), "ece": expected_calibration_error(pr, labels)}
+        for n, p, pr in zip(names, preds, probs)
+    }
     n_agreed = int(agreed.sum())
     return {
         "n": len(labels),
         "models": per_model,
-        "ensemble": {"accuracy": float((mean.argmax(1) == labels).double().mean()),
-                     "ece": expected_calibration_error(mean, labels)},
-        "agreed": {"coverage": n_agreed / len(labels),
-                   "accuracy": float((preds[0][agreed] == labels[agreed]).double().mean()) if n_agreed else math.nan,
-                   "deferred": len(labels) - n_agreed},
+        "ensemble": {
+            "accuracy": float((mean.argmax(1) == labels).double().mean()),
+            "ece": expected_calibration_error(mean, labels),
+        },
+        "agreed": {
+            "coverage": n_agreed / len(labels),
+            "accuracy": float((preds[0][agreed] == labels[agreed]).double().mean()) if n_agreed else math.nan,
+            "deferred": len(labels) - n_agreed,
+        },
         "curve": coverage_curve(probs, labels),
-        "reliability": {"ensemble": reliability(mean, labels), **{n: reliability(p, labels) for n, p in zip(names, probs)}},
-    }  # fmt: skip
+        "reliability": {
+            "ensemble": reliability(mean, labels),
+            **{n: reliability(p, labels) for n, p in zip(names, probs)},
+        },
+    }
 
 
 # --- runs -------------------------------------------------------------------------------------------------
@@ -104,8 +120,10 @@ def check_compatible(records: list[dict[str, Any]], classes: list[int], names: l
     prints = {r.get("data_fingerprint") for r in records}
     if len(prints) > 1:
         detail = ", ".join(f"{n}: {r.get('data_fingerprint')!r}" for n, r in zip(names, records))
-        raise EnsembleError(f"the runs were trained on different data (fingerprints {detail}); an ensemble needs "
-                            "runs of the same DataModule and files")  # fmt: skip
+        raise EnsembleError(
+            f"the runs were trained on different data (fingerprints {detail}); an ensemble needs "
+            "runs of the same DataModule and files"
+        )
     if len(set(classes)) > 1:
         raise EnsembleError(f"the runs have different class counts ({dict(zip(names, classes))})")
 
@@ -127,8 +145,14 @@ def evaluate(run_dir: Path, split: str, data_dir: str | None) -> tuple[torch.Ten
 
 def from_ablation(root: Path, arm: str) -> list[Path]:
     """The completed seed runs of one arm of an ablation (the harness's `<root>/<arm>/seed<k>`)."""
-    runs = sorted((d for d in (root / arm).glob("seed*") if d.name[4:].lstrip("-").isdigit()), key=lambda d: int(d.name[4:]))
-    done = [d for d in runs if (d / "metrics.json").is_file() and json.loads((d / "metrics.json").read_text()).get("status") == "completed"]
+    runs = sorted(
+        (d for d in (root / arm).glob("seed*") if d.name[4:].lstrip("-").isdigit()), key=lambda d: int(d.name[4:])
+    )
+    done = [
+        d
+        for d in runs
+        if (d / "metrics.json").is_file() and json.loads((d / "metrics.json").read_text()).get("status") == "completed"
+    ]
     if len(done) < 2:
         raise EnsembleError(f"arm '{arm}' of {root} has {len(done)} completed seed run(s); an ensemble needs 2 or 3")
     return done[:3]
@@ -175,8 +199,14 @@ def reliability_png(rel: dict[str, list[dict[str, float]]]) -> bytes:
     ax.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
     for name, rows in rel.items():
         pts = [(r["confidence"], r["accuracy"]) for r in rows if r["n"]]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", markersize=3, label=name,
-                linewidth=2 if name == "ensemble" else 1)  # fmt: skip
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            "o-",
+            markersize=3,
+            label=name,
+            linewidth=2 if name == "ensemble" else 1,
+        )
     ax.set_xlabel("confidence (15 bins)")
     ax.set_ylabel("accuracy")
     ax.set_title("reliability")
@@ -197,8 +227,9 @@ def deferred_png(images: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor, 
             continue
         img = images[idx[k]]
         ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray" if img.shape[0] == 1 else None)
-        ax.set_title(f"#{int(idx[k])} y={int(labels[idx[k]])}\n" + "/".join(str(int(p)) for p in preds[:, idx[k]]),
-                     fontsize=6)  # fmt: skip
+        ax.set_title(
+            f"#{int(idx[k])} y={int(labels[idx[k]])}\n" + "/".join(str(int(p)) for p in preds[:, idx[k]]), fontsize=6
+        )
     fig.suptitle("deferred: true label, then each model's prediction", fontsize=8)
     fig.tight_layout()
     return _png(fig)
@@ -219,23 +250,38 @@ def deferred_csv(names: list[str], probs: torch.Tensor, labels: torch.Tensor) ->
 
 def markdown(names: list[str], runs: list[Path], split: str, res: dict[str, Any]) -> str:
     a = res["agreed"]
-    lines = [f"# Ensemble of {len(names)} models: predict where they agree, defer the rest", "",
-             f"Split `{split}`, {res['n']} images. Runs: " + ", ".join(f"`{n}` = `{r}`" for n, r in zip(names, runs)) + ".",
-             "", f"**The {len(names)} models agree on {a['coverage']:.2%} of the images; on those they are "
-             f"{a['accuracy']:.2%} right, vs {res['ensemble']['accuracy']:.2%} for the ensemble on all images.** "
-             f"{a['deferred']} images go to a person.", "",
-             "| model | accuracy | ECE (15 bins) |", "|---|--:|--:|"]  # fmt: skip
+    lines = [
+        f"# Ensemble of {len(names)} models: predict where they agree, defer the rest",
+        "",
+        f"Split `{split}`, {res['n']} images. Runs: " + ", ".join(f"`{n}` = `{r}`" for n, r in zip(names, runs)) + ".",
+        "",
+        f"**The {len(names)} models agree on {a['coverage']:.2%} of the images; on those they are "
+        f"{a['accuracy']:.2%} right, vs {res['ensemble']['accuracy']:.2%} for the ensemble on all images.** "
+        f"{a['deferred']} images go to a person.",
+        "",
+        "| model | accuracy | ECE (15 bins) |",
+        "|---|--:|--:|",
+    ]
     for n, m in res["models"].items():
         lines.append(f"| {n} | {m['accuracy']:.2%} | {m['ece']:.4f} |")
     lines.append(f"| ensemble (mean probability) | {res['ensemble']['accuracy']:.2%} | {res['ensemble']['ece']:.4f} |")
-    lines += ["", "Coverage-accuracy curve: accept when all agree and the mean max-probability is > τ (`coverage.png`).",
-              "", "| τ | coverage | accuracy | risk |", "|--:|--:|--:|--:|"]  # fmt: skip
+    lines += [
+        "",
+        "Coverage-accuracy curve: accept when all agree and the mean max-probability is > τ (`coverage.png`).",
+        "",
+        "| τ | coverage | accuracy | risk |",
+        "|--:|--:|--:|--:|",
+    ]
     for r in res["curve"]:
         acc = "n/a" if math.isnan(r["accuracy"]) else f"{r['accuracy']:.2%}"
         risk = "n/a" if math.isnan(r["risk"]) else f"{r['risk']:.2%}"
         lines.append(f"| {r['tau']:.2f} | {r['coverage']:.2%} | {acc} | {risk} |")
-    lines += ["", "Files: `results.json`, `coverage.png`, `reliability.png`, `deferred.csv` (every deferred image: "
-              "index, label, each model's prediction and confidence), `deferred.png` (the first 64).", ""]  # fmt: skip
+    lines += [
+        "",
+        "Files: `results.json`, `coverage.png`, `reliability.png`, `deferred.csv` (every deferred image: "
+        "index, label, each model's prediction and confidence), `deferred.png` (the first 64).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -251,19 +297,26 @@ def run(runs: list[Path], split: str, out: Path, data_dir: str | None = None) ->
     check_compatible(records, [p.shape[1] for p, _, _ in evaluated], names)
     labels, images = evaluated[0][1], evaluated[0][2]
     if any(not torch.equal(y, labels) for _, y, _ in evaluated[1:]):
-        raise EnsembleError("the runs' splits hold different labels (another seed of the split or data): "
-                            "give runs whose DataModule has the same seed and val_size")  # fmt: skip
+        raise EnsembleError(
+            "the runs' splits hold different labels (another seed of the split or data): "
+            "give runs whose DataModule has the same seed and val_size"
+        )
     probs = torch.stack([p for p, _, _ in evaluated]).double()
     res = summarise(probs, labels, names)
     csv_text, idx = deferred_csv(names, probs, labels)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps({"split": split, "runs": [str(r) for r in runs], **res},
-                                                       indent=2, sort_keys=True, default=float) + "\n")  # fmt: skip
+    atomic_write_text(
+        out / "results.json",
+        json.dumps({"split": split, "runs": [str(r) for r in runs], **res}, indent=2, sort_keys=True, default=float)
+        + "\n",
+    )
     atomic_write_text(out / "report.md", markdown(names, runs, split, res))
     atomic_write_text(out / "deferred.csv", csv_text)
-    for name, png in (("coverage.png", coverage_png(res["curve"], res["ensemble"]["accuracy"])),
-                      ("reliability.png", reliability_png(res["reliability"])),
-                      ("deferred.png", deferred_png(images, idx, labels, probs.argmax(2)))):  # fmt: skip
+    for name, png in (
+        ("coverage.png", coverage_png(res["curve"], res["ensemble"]["accuracy"])),
+        ("reliability.png", reliability_png(res["reliability"])),
+        ("deferred.png", deferred_png(images, idx, labels, probs.argmax(2))),
+    ):
         atomic_write(out / name, lambda fh, b=png: fh.write(b))
     return res
 
@@ -296,4 +349,3 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ensemble") -> in
         return 2
     print((out / "report.md").read_text())
     return 0
-

@@ -18,13 +18,12 @@ import json
 import math
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trickbench.scripts.ablation.stats import detectable_delta, holm, mean_std, paired_diff, seeds_needed, welch_diff
 from trickbench.io import atomic_write, atomic_write_text
+from trickbench.scripts.ablation.stats import detectable_delta, holm, mean_std, paired_diff, seeds_needed, welch_diff
 
 SKIP_DIRS = {"prerequisites", "slurm"}
 
@@ -49,8 +48,9 @@ def collect(root: Path) -> tuple[dict[str, Any], list[Run], list[Run], list[str]
     """(plan, arm runs, prerequisite runs, labels of runs that are planned/present but not completed)."""
     plan_path = root / "plan.json"
     plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
-    arms = plan.get("arms") or sorted((d.name for d in root.iterdir() if d.is_dir() and d.name not in SKIP_DIRS),
-                                      key=lambda a: (a != "baseline", a))  # fmt: skip
+    arms = plan.get("arms") or sorted(
+        (d.name for d in root.iterdir() if d.is_dir() and d.name not in SKIP_DIRS), key=lambda a: (a != "baseline", a)
+    )
     groups = [(a, root / a, "") for a in arms]
     groups += [(p, root / "prerequisites" / p, "prerequisites/") for p in plan.get("prerequisites", [])]
     runs, pre, incomplete = [], [], set(plan.get("runs", {}))
@@ -102,15 +102,27 @@ def summarise(runs: list[Run], metric: str, baseline: str, power_delta: float = 
         if paired is not None and paired.n >= 2 and paired.sd > 0:
             need = float(seeds_needed(paired.sd, power_delta))
         nan = math.nan
-        rows.append({
-            "arm": arm, "n": len(values), "mean": mean, "std": std, "values": values,
-            "delta": diff.delta if diff else nan, "ci_low": diff.low if diff else nan,
-            "ci_high": diff.high if diff else nan, "wall_seconds": mean_std(walls)[0],
-            "seeds": [r.seed for r in group],
-            "paired_delta": paired.delta if paired else nan, "paired_low": paired.low if paired else nan,
-            "paired_high": paired.high if paired else nan, "p": paired.p if paired else nan,
-            "n_pairs": paired.n if paired else 0, "sd_diff": paired.sd if paired else nan, "seeds_needed": need,
-        })  # fmt: skip
+        rows.append(
+            {
+                "arm": arm,
+                "n": len(values),
+                "mean": mean,
+                "std": std,
+                "values": values,
+                "delta": diff.delta if diff else nan,
+                "ci_low": diff.low if diff else nan,
+                "ci_high": diff.high if diff else nan,
+                "wall_seconds": mean_std(walls)[0],
+                "seeds": [r.seed for r in group],
+                "paired_delta": paired.delta if paired else nan,
+                "paired_low": paired.low if paired else nan,
+                "paired_high": paired.high if paired else nan,
+                "p": paired.p if paired else nan,
+                "n_pairs": paired.n if paired else 0,
+                "sd_diff": paired.sd if paired else nan,
+                "seeds_needed": need,
+            }
+        )
     adjusted = holm({r["arm"]: r["p"] for r in rows if r["arm"] != baseline})
     for r in rows:
         r["p_holm"] = adjusted.get(r["arm"], math.nan)
@@ -121,15 +133,29 @@ def _f(x: float, scale: float, fmt: str, empty: str = "n/a") -> str:
     return empty if math.isnan(x) else format(x * scale, fmt)
 
 
-def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete: list[str], metric: str,
-             baseline: str, scale: float, runs: list[Run] | None = None) -> str:  # fmt: skip
+def markdown(
+    name: str,
+    plan: dict,
+    rows: list[dict],
+    pre: list[Run],
+    incomplete: list[str],
+    metric: str,
+    baseline: str,
+    scale: float,
+    runs: list[Run] | None = None,
+) -> str:
     unit = " (%)" if scale == 100 else ""
     lines = [f"# Ablation `{name}`", ""]
     if incomplete:
         done = len(runs or []) + len(pre)
-        lines += [(f"**PARTIAL: {done} of {done + len(incomplete)} planned runs completed** (the sweep is resumable; "
-                   "the n column gives each arm's seeds so far, and the runs not yet counted are listed under the "
-                   "table)."), ""]
+        lines += [
+            (
+                f"**PARTIAL: {done} of {done + len(incomplete)} planned runs completed** (the sweep is resumable; "
+                "the n column gives each arm's seeds so far, and the runs not yet counted are listed under the "
+                "table)."
+            ),
+            "",
+        ]
     if plan.get("source"):
         lines += [f"Ablation file `{plan['source']}`.", ""]
     lines += [*ran_with(runs or []), ""]
@@ -138,11 +164,13 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         (
             f"`{metric}`{unit}: mean ± sample std over seeds. Paired Δ = mean over the seeds both ran of "
             f"(arm − `{baseline}`), with its 95% t interval and two-sided p; a seed fixes everything but the arm, so "
-            f"pairing removes the seed-to-seed spread. p (Holm): adjusted for the {tests} comparison{'s' * (tests != 1)} "
+            f"pairing removes the seed-to-seed spread. p (Holm): adjusted for the {tests} "
+            f"comparison{'s' * (tests != 1)} "
             "with Holm's "
             "step-down method (family-wise error 5%). Welch Δ: the same difference with seeds treated as unpaired, "
             "for comparison. Seeds needed: for a paired test (5%, two-sided) to detect a true Δ of "
-            + ("0.3 percentage points" if scale == 100 else "0.003") + " at 80% power, from this arm's std of "
+            + ("0.3 percentage points" if scale == 100 else "0.003")
+            + " at 80% power, from this arm's std of "
             "the per-seed differences. Wall = seconds per run, process start to end of test."
         ),
         "",
@@ -160,10 +188,12 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
         p = "—" if math.isnan(r["p"]) else f"{r['p']:.3g}"
         ph = "—" if math.isnan(r["p_holm"]) else f"{r['p_holm']:.3g}"
         need = "—" if math.isnan(r["seeds_needed"]) else str(int(r["seeds_needed"]))
-        lines.append(f"| {r['arm']} | {r['n']} | {_f(r['mean'], scale, '.2f')} ± {_f(r['std'], scale, '.2f')} "
-                     f"| {interval(r['paired_delta'], r['paired_low'], r['paired_high'])} | {p} | {ph} "
-                     f"| {interval(r['delta'], r['ci_low'], r['ci_high'])} | {need} "
-                     f"| {_f(r['wall_seconds'], 1, '.0f')} |")  # fmt: skip
+        lines.append(
+            f"| {r['arm']} | {r['n']} | {_f(r['mean'], scale, '.2f')} ± {_f(r['std'], scale, '.2f')} "
+            f"| {interval(r['paired_delta'], r['paired_low'], r['paired_high'])} | {p} | {ph} "
+            f"| {interval(r['delta'], r['ci_low'], r['ci_high'])} | {need} "
+            f"| {_f(r['wall_seconds'], 1, '.0f')} |"
+        )
     if pre:
         lines += [
             "",
@@ -178,7 +208,13 @@ def markdown(name: str, plan: dict, rows: list[dict], pre: list[Run], incomplete
     if incomplete:
         lines += ["", f"Not counted (no completed metrics.json): {', '.join(f'`{x}`' for x in incomplete)}."]
     lines += ["", "Machine and code of the counted runs (from each run's provenance):", *machines((runs or []) + pre)]
-    lines += ["", "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (the val metric per epoch, or the train metric when the runs do not validate), `raw/` (each run's metrics.json, definition.json and CSV log; itself a run folder that regenerates this report).", ""]
+    lines += [
+        "",
+        "Files: `results.csv` (full precision), `chart.png`, `forest.png` (paired deltas), `curves.png` (the val "
+        "metric per epoch, or the train metric when the runs do not validate), `raw/` (each run's metrics.json, "
+        "definition.json and CSV log; itself a run folder that regenerates this report).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -192,10 +228,15 @@ def machines(runs: list[Run]) -> list[str]:
             key = "no provenance recorded"
         else:
             v = p.get("versions") or {}
-            device = ", ".join(p.get("cuda_devices") or []) or f"{p.get('cpu', '?')}, {p.get('torch_threads', '?')} torch thread(s)"
+            device = (
+                ", ".join(p.get("cuda_devices") or [])
+                or f"{p.get('cpu', '?')}, {p.get('torch_threads', '?')} torch thread(s)"
+            )
             commit = f"{str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('git_dirty') else ''}"
-            key = (f"{device}; torch {v.get('torch', '?')}, lightning {v.get('lightning', '?')}, "
-                   f"python {v.get('python', '?')}; git {commit}")  # fmt: skip
+            key = (
+                f"{device}; torch {v.get('torch', '?')}, lightning {v.get('lightning', '?')}, "
+                f"python {v.get('python', '?')}; git {commit}"
+            )
         groups.setdefault(key, []).append(r)
     out = []
     for key, group in groups.items():
@@ -226,16 +267,44 @@ def ran_with(runs: list[Run]) -> list[str]:
 
 
 def csv_text(rows: list[dict]) -> str:
-    cols = ["arm", "n", "mean", "std", "delta", "ci_low", "ci_high", "wall_seconds", "seeds", "values",
-            "paired_delta", "paired_low", "paired_high", "p", "p_holm", "n_pairs", "sd_diff", "seeds_needed"]  # fmt: skip
+    cols = [
+        "arm",
+        "n",
+        "mean",
+        "std",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "wall_seconds",
+        "seeds",
+        "values",
+        "paired_delta",
+        "paired_low",
+        "paired_high",
+        "p",
+        "p_holm",
+        "n_pairs",
+        "sd_diff",
+        "seeds_needed",
+    ]
     num = lambda x: "" if math.isnan(x) else f"{x:.6f}"  # noqa: E731
     out = [",".join(cols)]
     for r in rows:
         first = [num(r[c]) for c in cols[2:8]]
         extra = [num(r[c]) for c in ("paired_delta", "paired_low", "paired_high", "p", "p_holm")]
         extra += [str(r["n_pairs"]), num(r["sd_diff"]), num(r["seeds_needed"])]
-        out.append(",".join([r["arm"], str(r["n"]), *first, " ".join(map(str, r["seeds"])),
-                             " ".join(f"{v:.6f}" for v in r["values"]), *extra]))  # fmt: skip
+        out.append(
+            ",".join(
+                [
+                    r["arm"],
+                    str(r["n"]),
+                    *first,
+                    " ".join(map(str, r["seeds"])),
+                    " ".join(f"{v:.6f}" for v in r["values"]),
+                    *extra,
+                ]
+            )
+        )
     return "\n".join(out) + "\n"
 
 
@@ -283,8 +352,11 @@ def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: fl
 def paired_differences(rows: list[dict], baseline: str) -> dict[str, list[float]]:
     """Per arm, arm minus baseline for every seed both ran (the points behind the paired interval)."""
     base = next((dict(zip(r["seeds"], r["values"])) for r in rows if r["arm"] == baseline), {})
-    return {r["arm"]: [v - base[s] for s, v in zip(r["seeds"], r["values"]) if s in base]
-            for r in rows if r["arm"] != baseline}  # fmt: skip
+    return {
+        r["arm"]: [v - base[s] for s, v in zip(r["seeds"], r["values"]) if s in base]
+        for r in rows
+        if r["arm"] != baseline
+    }
 
 
 OFF_SCALE = 4.0  # an arm reaching this many times further from zero than every other arm is drawn off scale
@@ -296,8 +368,11 @@ def forest_range(arms: list[dict], diffs: dict[str, list[float]]) -> tuple[float
     -32-point arm beside 1-point tricks); it is drawn as an arrow at the axis edge with its numbers instead."""
     extent = {}
     for r in arms:
-        values = [abs(v) for v in [*diffs[r["arm"]], r["paired_delta"], r["paired_low"], r["paired_high"]]
-                  if not math.isnan(v)]  # fmt: skip
+        values = [
+            abs(v)
+            for v in [*diffs[r["arm"]], r["paired_delta"], r["paired_low"], r["paired_high"]]
+            if not math.isnan(v)
+        ]
         extent[r["arm"]] = max(values, default=0.0)
     order = sorted(extent, key=lambda a: extent[a], reverse=True)
     off = set()
@@ -327,8 +402,15 @@ def forest_png(name: str, rows: list[dict], baseline: str, scale: float) -> byte
             ax.plot([side * 0.97 * half * scale], [y], ">" if side > 0 else "<", color="#c44e52", markersize=8)
             lo, mid, hi = (r[k] * scale for k in ("paired_low", "paired_delta", "paired_high"))
             interval = f" [{lo:+.2f}, {hi:+.2f}]" if not (math.isnan(lo) or math.isnan(hi)) else ""  # 1 seed: none
-            ax.text(side * 0.92 * half * scale, y, f"{mid:+.2f}{interval}, off scale", fontsize=8,
-                    ha="right" if side > 0 else "left", va="center", color="#c44e52")  # fmt: skip
+            ax.text(
+                side * 0.92 * half * scale,
+                y,
+                f"{mid:+.2f}{interval}, off scale",
+                fontsize=8,
+                ha="right" if side > 0 else "left",
+                va="center",
+                color="#c44e52",
+            )
             continue
         ax.plot([d * scale for d in diffs[r["arm"]]], [y] * len(diffs[r["arm"]]), ".", color="#999999", markersize=5)
         if not math.isnan(r["paired_delta"]):
@@ -394,7 +476,11 @@ def curves_png(name: str, curves: dict[str, dict[int, float]], metric: str, base
         if arm == baseline:
             style = {"color": "black", "linewidth": 2.5, "zorder": 3}
         else:
-            style = {"color": colours[i % len(colours)], "linewidth": 1.2, "linestyle": "-" if i < len(colours) else "--"}
+            style = {
+                "color": colours[i % len(colours)],
+                "linewidth": 1.2,
+                "linestyle": "-" if i < len(colours) else "--",
+            }
         curve = curves[arm]
         ax.plot([e + 1 for e in curve], [v * scale for v in curve.values()], marker=".", label=arm, **style)
     ax.set_xlabel("epoch")
@@ -408,13 +494,20 @@ def power_markdown(name: str, rows: list[dict], baseline: str, scale: float, del
     """`--power`: per arm, the measured std of its paired differences, the seeds a paired t-test (5%, two-sided,
     80% power) needs to detect a true Δ of `delta`, and the Δ the seeds it has can detect."""
     unit = " points" if scale == 100 else ""
-    lines = [f"# Power of `{name}`", "",
-             (f"Seeds each arm needs so that a paired t-test (5%, two-sided) detects a true Δ of "
-              f"{_f(delta, scale, 'g')}{unit} vs `{baseline}` with 80% power, from the measured std of its per-seed "
-              "differences (an estimate from few seeds: itself uncertain). Detectable Δ: the true Δ the seeds it has "
-              "detect with 80% power."), "",
-             f"| arm | pairs | sd of paired Δ | seeds needed for {_f(delta, scale, 'g')}{unit} | detectable Δ with its seeds |",
-             "|---|--:|--:|--:|--:|"]  # fmt: skip
+    lines = [
+        f"# Power of `{name}`",
+        "",
+        (
+            f"Seeds each arm needs so that a paired t-test (5%, two-sided) detects a true Δ of "
+            f"{_f(delta, scale, 'g')}{unit} vs `{baseline}` with 80% power, from the measured std of its per-seed "
+            "differences (an estimate from few seeds: itself uncertain). Detectable Δ: the true Δ the seeds it has "
+            "detect with 80% power."
+        ),
+        "",
+        f"| arm | pairs | sd of paired Δ | seeds needed for {_f(delta, scale, 'g')}{unit} "
+        "| detectable Δ with its seeds |",
+        "|---|--:|--:|--:|--:|",
+    ]
     for r in rows:
         if r["arm"] == baseline:
             continue
@@ -426,14 +519,17 @@ def power_markdown(name: str, rows: list[dict], baseline: str, scale: float, del
     return "\n".join(lines + [""])
 
 
-def write_report(root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline",
-                 power_delta: float | None = None) -> list[dict]:  # fmt: skip
+def write_report(
+    root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline", power_delta: float | None = None
+) -> list[dict]:
     if root.resolve() == (out / "raw").resolve():
         raise SystemExit(f"error: {root} is the raw/ folder this report would replace; write the report elsewhere")
     plan, runs, pre, incomplete = collect(root)
     if not runs:
-        raise SystemExit(f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
-                         "run `trickbench ablate CONFIG` first")  # fmt: skip
+        raise SystemExit(
+            f"error: no completed runs under {root} (expected <arm>/seed<k>/metrics.json); "
+            "run `trickbench ablate CONFIG` first"
+        )
     name = plan.get("name") or root.name
     scale = 100.0 if metric.endswith("acc") else 1.0
     rows = summarise(runs, metric, baseline, power_delta or 0.003)
@@ -473,10 +569,17 @@ def parser(prog: str = "trickbench report") -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: results/<ablation name>)")
     p.add_argument("--metric", default="test/acc", help="<stage>/<name> from metrics.json (default test/acc)")
     p.add_argument("--baseline", default="baseline", help="arm the deltas are taken against")
-    p.add_argument("--power", action="store_true",
-                   help="also write power.md: seeds each arm needs to detect --power-delta (paired, 80%% power)")
-    p.add_argument("--power-delta", type=float, default=0.003,
-                   help="true difference to detect, in metric units (default 0.003 = 0.3 accuracy points)")
+    p.add_argument(
+        "--power",
+        action="store_true",
+        help="also write power.md: seeds each arm needs to detect --power-delta (paired, 80%% power)",
+    )
+    p.add_argument(
+        "--power-delta",
+        type=float,
+        default=0.003,
+        help="true difference to detect, in metric units (default 0.003 = 0.3 accuracy points)",
+    )
     return p
 
 
@@ -495,4 +598,3 @@ def main(argv: list[str] | None = None, prog: str = "trickbench report") -> int:
         print((out / "power.md").read_text())
     print(f"wrote {out}/report.md, results.csv, chart.png, forest.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")
     return 0
-

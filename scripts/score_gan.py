@@ -42,8 +42,9 @@ def classifier_score(probs: torch.Tensor, min_share: float = 0.01) -> dict[str, 
     }
 
 
-def load_run(run_dir: str | Path, ckpt: str = "checkpoints/last.ckpt",
-             data_dir: str | None = None) -> tuple[LightningModule, LightningDataModule]:  # fmt: skip
+def load_run(
+    run_dir: str | Path, ckpt: str = "checkpoints/last.ckpt", data_dir: str | None = None
+) -> tuple[LightningModule, LightningDataModule]:
     """Rebuild a run's module and DataModule from its `config.yaml`, with the checkpoint's weights
     (`data_dir` replaces the DataModule's, for a run trained where the data lived elsewhere)."""
     run_dir = Path(run_dir)
@@ -62,7 +63,9 @@ def load_run(run_dir: str | Path, ckpt: str = "checkpoints/last.ckpt",
 
 
 @torch.no_grad()
-def classify(classifier: LightningModule, dm: LightningDataModule, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+def classify(
+    classifier: LightningModule, dm: LightningDataModule, images: torch.Tensor, batch: int = 1000
+) -> torch.Tensor:
     """p(y|x) for images in [0, 1], quantised to uint8 and transformed exactly like the classifier's test data."""
     out = []
     for chunk in images.split(batch):
@@ -77,10 +80,13 @@ def generate(gan: LightningModule, n: int, seed: int, batch: int = 1000) -> torc
     return torch.cat([gan.sample(min(batch, n - i)) for i in range(0, n, batch)])
 
 
-def trajectory(gan_run: str | Path, classifier: LightningModule, cdm: LightningDataModule, n: int, seed: int,
-               min_share: float) -> list[dict[str, Any]]:  # fmt: skip
+def trajectory(
+    gan_run: str | Path, classifier: LightningModule, cdm: LightningDataModule, n: int, seed: int, min_share: float
+) -> list[dict[str, Any]]:
     """One row per epoch checkpoint: score, mean max p and smallest class share of the EMA G (if any), then G."""
-    ckpts = sorted(Path(gan_run, "checkpoints").glob("epoch=*.ckpt"), key=lambda p: int(re.search(r"step=(\d+)", p.name)[1]))
+    ckpts = sorted(
+        Path(gan_run, "checkpoints").glob("epoch=*.ckpt"), key=lambda p: int(re.search(r"step=(\d+)", p.name)[1])
+    )
     if not ckpts:
         raise FileNotFoundError(f"no checkpoints/epoch=*.ckpt in {gan_run}: train with ModelCheckpoint(save_top_k=-1).")
     rows = []
@@ -91,8 +97,11 @@ def trajectory(gan_run: str | Path, classifier: LightningModule, cdm: LightningD
             if name == "live":
                 gan.generator_ema = None  # `sampler` falls back to the live G
             s = classifier_score(classify(classifier, cdm, generate(gan, n, seed)), min_share)
-            row |= {name: round(s["score"], 3), f"{name}_maxp": round(s["mean_max_prob"], 3),
-                    f"{name}_minshare": min(s["class_share"])}  # fmt: skip
+            row |= {
+                name: round(s["score"], 3),
+                f"{name}_maxp": round(s["mean_max_prob"], 3),
+                f"{name}_minshare": min(s["class_share"]),
+            }
         print(json.dumps(row), flush=True)
         rows.append(row)
     atomic_write_text(Path(gan_run) / "trajectory.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -130,4 +139,3 @@ def main(argv: list[str] | None = None, prog: str = "trickbench score-gan") -> d
     atomic_write_text(Path(args.gan_run) / "score.json", json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
-

@@ -12,7 +12,7 @@ import torch
 os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)  # the suite shares 2 cores; 2-thread torch collapses under contention
 
-from trickbench.datamodules.fake import make_fake_cifar, make_fake_mnist, write_idx  # noqa: F401  (re-exported for tests)
+from trickbench.datamodules.fake import make_fake_cifar, make_fake_mnist, write_idx  # noqa: E402, F401  (re-exported)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -37,7 +37,8 @@ def fake_cifar(tmp_path: Path) -> Path:
 
 def subprocess_env(wandb_mode: str = "disabled", **extra: str) -> dict[str, str]:
     """Environment of a CLI subprocess: one torch thread, the W&B mode, the repo and tests/ddp_scripts (callbacks
-    the tests inject) on PYTHONPATH, and never this process's WANDB_SERVICE (`trickbench.callbacks.run_dir.child_environ`)."""
+    the tests inject) on PYTHONPATH, and never this process's WANDB_SERVICE
+    (`trickbench.callbacks.run_dir.child_environ`)."""
     from trickbench.callbacks.run_dir import child_environ
 
     root = Path(__file__).resolve().parents[1]
@@ -50,7 +51,23 @@ def fit_smoke(cfg: str, data_dir: Path, run_dir: Path, *extra: str):
     (a few CPU steps), a 32-image hold-out and no logger; `extra` are further CLI arguments."""
     from trickbench.lightning_cli import main as train_main
 
-    return train_main(args=["fit", "--config", cfg, "--config", "configs/trainer/cpu_smoke.yaml",
-                            "--data.init_args.data_dir", str(data_dir), "--data.init_args.val_size", "32",
-                            "--data.init_args.accept_nonoriginal", "true", "--trainer.logger", "false",
-                            "--run_dir", str(run_dir), *extra])  # fmt: skip
+    return train_main(
+        args=[
+            "fit",
+            "--config",
+            cfg,
+            "--config",
+            "configs/trainer/cpu_smoke.yaml",
+            "--data.init_args.data_dir",
+            str(data_dir),
+            "--data.init_args.val_size",
+            "32",
+            "--data.init_args.accept_nonoriginal",
+            "true",
+            "--trainer.logger",
+            "false",
+            "--run_dir",
+            str(run_dir),
+            *extra,
+        ]
+    )

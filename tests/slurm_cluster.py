@@ -5,8 +5,10 @@
 
 From Python (the pytest fixture): `cluster = start(dir)`, `cluster.env` (SLURM_CONF for the clients),
 `cluster.stop()`. The node has this machine's CPUs (`nproc`) and memory, loopback addresses only,
-`proctrack/linuxproc` and `task/none` (no cgroups needed), `select/cons_tres` (per-CPU allocation), and `cred_expire=5` with a 2-second scheduler interval: SLURM holds a requeued job for cred_expire + 1
-seconds before it may start again (121 s by default), and its main and backfill schedulers run every 60 / 30 s by default: both would make the
+`proctrack/linuxproc` and `task/none` (no cgroups needed), `select/cons_tres` (per-CPU allocation), and `cred_expire=5`
+with a 2-second scheduler interval: SLURM holds a requeued job for cred_expire + 1
+seconds before it may start again (121 s by default), and its main and backfill schedulers run every 60 / 30 s by
+default: both would make the
 time-limit test take many minutes.
 Nothing outside DIR is written except what apt installs and munge's socket.
 """
@@ -133,11 +135,10 @@ def _wait_node_idle(cluster: Cluster, timeout: float = 60) -> None:
     while time.time() - t0 < timeout:
         for name, proc in cluster.procs.items():
             if proc.poll() is not None:
-                log = (cluster.root / "log" / f"{name}.log")
+                log = cluster.root / "log" / f"{name}.log"
                 tail = log.read_text()[-1500:] if log.is_file() else ""
                 raise ClusterUnavailable(f"{name} exited with {proc.returncode}: {tail}")
-        out = subprocess.run(["sinfo", "-h", "-o", "%t"], env=cluster.env, capture_output=True, text=True,
-                             check=False)  # fmt: skip
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], env=cluster.env, capture_output=True, text=True, check=False)
         state = out.stdout.strip()
         if state in ("idle", "mix", "alloc"):
             return
@@ -157,12 +158,17 @@ def start(root: str | Path) -> Cluster:
         shutil.chown("/run/munge", "munge", "munge")
         cluster.procs["munged"] = subprocess.Popen(
             ["runuser", "-u", "munge", "--", str(sbin / "munged"), "-F", "--force"],
-            stdout=subprocess.DEVNULL, stderr=open(root / "log" / "munged.log", "w"),
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=open(root / "log" / "munged.log", "w"),
+        )
         time.sleep(0.5)
         for name in ("slurmctld", "slurmd"):
-            cluster.procs[name] = subprocess.Popen([str(sbin / name), "-D", "-f", str(conf)], env=cluster.env,
-                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            cluster.procs[name] = subprocess.Popen(
+                [str(sbin / name), "-D", "-f", str(conf)],
+                env=cluster.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(1.0)
         (root / "pids").write_text("".join(f"{n} {p.pid}\n" for n, p in cluster.procs.items()))
         _wait_node_idle(cluster)

@@ -35,16 +35,24 @@ def write(path: Path, data: dict) -> str:
 
 
 def make_ablation(tmp: Path, arms: dict, prerequisites: dict | None = None, seeds=(0, 1), **extra) -> str:
-    spec = {"name": "toy", "base": [write(tmp / "base.yaml", {"fake": {"acc": 0.5}})],
-            "overrides": ["--trainer.max_epochs=1"], "seeds": list(seeds), "arms": arms, **extra}  # fmt: skip
+    spec = {
+        "name": "toy",
+        "base": [write(tmp / "base.yaml", {"fake": {"acc": 0.5}})],
+        "overrides": ["--trainer.max_epochs=1"],
+        "seeds": list(seeds),
+        "arms": arms,
+        **extra,
+    }
     if prerequisites:
         spec["prerequisites"] = prerequisites
     return write(tmp / "ablation.yaml", spec)
 
 
 def kd_fragment(tmp: Path) -> str:
-    cb = {"class_path": "trickbench.callbacks.KnowledgeDistillation",
-          "init_args": {"teacher": {"class_path": "x.ResNet18"}, "teacher_checkpoint": None, "alpha": 0.5}}  # fmt: skip
+    cb = {
+        "class_path": "trickbench.callbacks.KnowledgeDistillation",
+        "init_args": {"teacher": {"class_path": "x.ResNet18"}, "teacher_checkpoint": None, "alpha": 0.5},
+    }
     return write(tmp / "kd.yaml", {"trainer": {"callbacks+": [cb]}})
 
 
@@ -55,33 +63,55 @@ def calls(run_dir: Path) -> list[list[str]]:
 def test_plan_expansion_orders_prerequisites_first_and_builds_commands(tmp_path: Path) -> None:
     good = write(tmp_path / "good.yaml", {"fake": {"acc": 0.6}})
     kd = kd_fragment(tmp_path)
-    path = make_ablation(tmp_path, {"baseline": [], "good": [good], "kd": {"fragments": [kd], "teacher": "teacher"}},
-                         {"teacher": {"overrides": ["--trainer.max_epochs=2"], "seed": 5}})  # fmt: skip
+    path = make_ablation(
+        tmp_path,
+        {"baseline": [], "good": [good], "kd": {"fragments": [kd], "teacher": "teacher"}},
+        {"teacher": {"overrides": ["--trainer.max_epochs=2"], "seed": 5}},
+    )
     plan = load_plan(path, tmp_path / "runs", ["--data.init_args.data_dir=/d"])
     labels = [j.label for j in plan.jobs]
-    assert labels == ["prerequisites/teacher/seed5", "baseline/seed0", "baseline/seed1", "good/seed0",
-                      "good/seed1", "kd/seed0", "kd/seed1"]  # fmt: skip
+    assert labels == [
+        "prerequisites/teacher/seed5",
+        "baseline/seed0",
+        "baseline/seed1",
+        "good/seed0",
+        "good/seed1",
+        "kd/seed0",
+        "kd/seed1",
+    ]
     assert plan.jobs[3].run_dir == tmp_path / "runs" / "toy" / "good" / "seed0"
     assert plan.arms() == ["baseline", "good", "kd"]
     cmd = ablation.command(plan, plan.jobs[4], resume="R/last.ckpt")
-    assert cmd[len(ablation.TRAIN_CMD):] == [
-        "--config", plan.base[0], "--config", good, "--trainer.max_epochs=1", "--data.init_args.data_dir=/d",
-        "--seed_everything=1", f"--run_dir={tmp_path / 'runs/toy/good/seed1'}", "--wandb.group=toy",
-        "--wandb.tags=[good]", "--wandb.name=toy/good/seed1", "--ckpt_path=R/last.ckpt"]  # fmt: skip
+    assert cmd[len(ablation.TRAIN_CMD) :] == [
+        "--config",
+        plan.base[0],
+        "--config",
+        good,
+        "--trainer.max_epochs=1",
+        "--data.init_args.data_dir=/d",
+        "--seed_everything=1",
+        f"--run_dir={tmp_path / 'runs/toy/good/seed1'}",
+        "--wandb.group=toy",
+        "--wandb.tags=[good]",
+        "--wandb.name=toy/good/seed1",
+        "--ckpt_path=R/last.ckpt",
+    ]
     teacher_cmd = ablation.command(plan, plan.jobs[0])
     assert "--trainer.max_epochs=2" in teacher_cmd and "--seed_everything=5" in teacher_cmd
 
 
 def test_seed_keys_send_the_seed_to_every_listed_key(tmp_path: Path) -> None:
-    plan = load_plan(make_ablation(tmp_path, {"baseline": []}, seeds=[3],
-                                   seed_keys=["seed_everything", "data.init_args.seed"]))  # fmt: skip
+    plan = load_plan(
+        make_ablation(tmp_path, {"baseline": []}, seeds=[3], seed_keys=["seed_everything", "data.init_args.seed"])
+    )
     cmd = ablation.command(plan, plan.jobs[0])
     assert "--seed_everything=3" in cmd and "--data.init_args.seed=3" in cmd
 
 
 def test_missing_fragments_are_one_error_before_anything_runs(tmp_path: Path, fake_trainer, capsys) -> None:
-    path = make_ablation(tmp_path, {"baseline": [], "a": [str(tmp_path / "nope1.yaml")],
-                                    "b": [str(tmp_path / "nope2.yaml")]})  # fmt: skip
+    path = make_ablation(
+        tmp_path, {"baseline": [], "a": [str(tmp_path / "nope1.yaml")], "b": [str(tmp_path / "nope2.yaml")]}
+    )
     with pytest.raises(AblationError, match="2 config file") as err:
         load_plan(path)
     assert "nope1.yaml" in str(err.value) and "nope2.yaml" in str(err.value)
@@ -101,8 +131,10 @@ def test_missing_fragments_are_one_error_before_anything_runs(tmp_path: Path, fa
 )
 def test_bad_ablation_files_say_what_to_fix(tmp_path: Path, arms, prereqs, match) -> None:
     base = str(tmp_path / "base.yaml")
-    arms = {k: ({**v, "fragments": [base]} if isinstance(v, dict) and v.get("fragments") == ["BASE"] else v)
-            for k, v in arms.items()}  # fmt: skip
+    arms = {
+        k: ({**v, "fragments": [base]} if isinstance(v, dict) and v.get("fragments") == ["BASE"] else v)
+        for k, v in arms.items()
+    }
     with pytest.raises(AblationError, match=match):
         load_plan(make_ablation(tmp_path, arms, prereqs))
 
@@ -114,9 +146,7 @@ def test_failing_run_does_not_stop_the_sweep(tmp_path: Path, fake_trainer, capsy
     root = tmp_path / "runs" / "toy"
     for arm in ("baseline", "after"):
         for seed in (0, 1):
-            assert (
-                json.loads((root / arm / f"seed{seed}" / "metrics.json").read_text())["status"] == "completed"
-            )
+            assert json.loads((root / arm / f"seed{seed}" / "metrics.json").read_text())["status"] == "completed"
     assert "boom" in (root / "bad" / "seed0" / "stderr.log").read_text()
     assert "fake training" in (root / "bad" / "seed0" / "stdout.log").read_text()
     out = capsys.readouterr().out
@@ -142,14 +172,15 @@ def test_rerun_skips_finished_resumes_interrupted_restarts_missing(tmp_path: Pat
 
 def test_prerequisite_runs_first_and_kd_gets_a_generated_fragment(tmp_path: Path, fake_trainer) -> None:
     kd = kd_fragment(tmp_path)
-    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}},
-                         {"teacher": {"overrides": ["--trainer.max_epochs=2"]}})  # fmt: skip
+    path = make_ablation(
+        tmp_path,
+        {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}},
+        {"teacher": {"overrides": ["--trainer.max_epochs=2"]}},
+    )
     assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--jobs", "2"]) == 0
     root = tmp_path / "runs" / "toy"
     teacher = root / "prerequisites" / "teacher" / "seed0"
-    assert (teacher / "metrics.json").stat().st_mtime <= (
-        root / "kd" / "seed1" / "metrics.json"
-    ).stat().st_mtime
+    assert (teacher / "metrics.json").stat().st_mtime <= (root / "kd" / "seed1" / "metrics.json").stat().st_mtime
     generated = root / "kd" / "seed0" / "generated_kd.yaml"
     assert f"--config={generated}" not in calls(root / "kd" / "seed0")[0]
     assert str(generated) in calls(root / "kd" / "seed0")[0]
@@ -159,27 +190,27 @@ def test_prerequisite_runs_first_and_kd_gets_a_generated_fragment(tmp_path: Path
     assert init["alpha"] == 0.5
 
 
-def test_failed_prerequisite_fails_its_dependants_without_running_them(
-    tmp_path: Path, fake_trainer, capsys
-) -> None:
+def test_failed_prerequisite_fails_its_dependants_without_running_them(tmp_path: Path, fake_trainer, capsys) -> None:
     kd, bad = kd_fragment(tmp_path), write(tmp_path / "bad.yaml", {"fake": {"fail": True}})
-    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}},
-                         {"teacher": {"fragments": [bad]}})  # fmt: skip
+    path = make_ablation(
+        tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}}, {"teacher": {"fragments": [bad]}}
+    )
     assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 1
     kd_run = tmp_path / "runs" / "toy" / "kd" / "seed0"
     assert not (kd_run / "calls.json").exists()  # never run; its record says why (for --status and the report)
     assert json.loads((kd_run / "metrics.json").read_text())["error"] == (
-        "not run: prerequisite prerequisites/teacher/seed0 did not complete")
+        "not run: prerequisite prerequisites/teacher/seed0 did not complete"
+    )
     assert (tmp_path / "runs" / "toy" / "baseline" / "seed1" / "metrics.json").is_file()
     assert (
-        "FAILED kd/seed0: failed: prerequisite prerequisites/teacher/seed0 did not complete"
-        in capsys.readouterr().out
+        "FAILED kd/seed0: failed: prerequisite prerequisites/teacher/seed0 did not complete" in capsys.readouterr().out
     )
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path, fake_trainer, capsys) -> None:
-    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
-                         {"t": {}})  # fmt: skip
+    path = make_ablation(
+        tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}}, {"t": {}}
+    )
     assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--dry-run", "--set", "x.y=1"]) == 0
     out = capsys.readouterr().out
     assert out.count(" new\n") == 5 and "--x.y=1" in out and "generated_kd.yaml" in out
@@ -197,21 +228,30 @@ def test_worker_envs_one_gpu_each_or_a_share_of_the_cores(monkeypatch: pytest.Mo
 
 def test_slurm_script_runs_the_same_plan_with_srun_and_ddp_devices(tmp_path: Path) -> None:
     ddp = write(tmp_path / "ddp.yaml", {"trainer": {"strategy": "ddp", "devices": 4, "accelerator": "gpu"}})
-    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
-                         {"t": {}}, slurm={"time": "01:00:00", "extra": ["--partition=gpu"]})  # fmt: skip
+    path = make_ablation(
+        tmp_path,
+        {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
+        {"t": {}},
+        slurm={"time": "01:00:00", "extra": ["--partition=gpu"]},
+    )
     spec = yaml.safe_load(Path(path).read_text())
     spec["base"].append(ddp)
     Path(path).write_text(yaml.safe_dump(spec))
-    assert (
-        ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--launcher", "slurm", "--set", "a.b=c"])
-        == 0
-    )
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--launcher", "slurm", "--set", "a.b=c"]) == 0
     folder = tmp_path / "runs" / "toy" / "slurm"
     text = (folder / "ablation.sbatch").read_text()
-    for line in ["#SBATCH --ntasks-per-node=4", "#SBATCH --gres=gpu:4", "#SBATCH --cpus-per-task=1",
-                 "#SBATCH --time=01:00:00", "#SBATCH --partition=gpu", "#SBATCH --signal=USR1@90",
-                 "#SBATCH --requeue", "#     0: prerequisites/t/seed0", "#     4: kd/seed1",
-                 'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}" MKL_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"']:  # fmt: skip
+    for line in [
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gres=gpu:4",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --time=01:00:00",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --signal=USR1@90",
+        "#SBATCH --requeue",
+        "#     0: prerequisites/t/seed0",
+        "#     4: kd/seed1",
+        'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}" MKL_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
+    ]:
         assert line in text.splitlines(), line
     assert f'--runs-dir {tmp_path / "runs"} --set=a.b=c --task "$SLURM_ARRAY_TASK_ID" --srun' in text
     submit = (folder / "submit.sh").read_text()
@@ -227,8 +267,9 @@ def test_slurm_script_runs_the_same_plan_with_srun_and_ddp_devices(tmp_path: Pat
 
 
 def test_task_mode_emits_the_command_or_nothing_when_finished(tmp_path: Path, fake_trainer, capsys) -> None:
-    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}},
-                         {"t": {}})  # fmt: skip
+    path = make_ablation(
+        tmp_path, {"baseline": [], "kd": {"fragments": [kd_fragment(tmp_path)], "teacher": "t"}}, {"t": {}}
+    )
     runs = ["--runs-dir", str(tmp_path / "runs")]
     assert ablate.main([path, *runs, "--task", "1", "--emit-command"]) == 0
     assert "--wandb.name=toy/baseline/seed0" in capsys.readouterr().out
@@ -289,15 +330,23 @@ def test_changed_definition_makes_finished_runs_stale_until_rerun(tmp_path: Path
     header = (tmp_path / "report" / "report.md").read_text()
     assert "overrides `--trainer.max_epochs=1 --trainer.max_epochs=3`" in header  # what the counted run ran
     Path(tmp_path / "base.yaml").write_text(yaml.safe_dump({"fake": {"acc": 0.9}}))  # an edited config file
-    assert ablate.run_state(load_plan(path, tmp_path / "runs", ["--trainer.max_epochs=3"]).jobs[0],
-                            load_plan(path, tmp_path / "runs", ["--trainer.max_epochs=3"]))[0] == "stale"  # fmt: skip
+    assert (
+        ablate.run_state(
+            load_plan(path, tmp_path / "runs", ["--trainer.max_epochs=3"]).jobs[0],
+            load_plan(path, tmp_path / "runs", ["--trainer.max_epochs=3"]),
+        )[0]
+        == "stale"
+    )
 
 
 def test_sweep_prints_a_line_when_each_run_starts_and_ends_with_the_eta(tmp_path: Path, fake_trainer, capsys) -> None:
     path = make_ablation(tmp_path, {"baseline": [], "other": []}, seeds=[0])
     assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [ln.split(":")[0] for ln in out if ln.startswith("[start")] == ["[start 1] baseline/seed0", "[start 2] other/seed0"]
+    assert [ln.split(":")[0] for ln in out if ln.startswith("[start")] == [
+        "[start 1] baseline/seed0",
+        "[start 2] other/seed0",
+    ]
     ends = [ln for ln in out if re.match(r"\[\d/2\] ", ln)]
     assert len(ends) == 2 and all(re.search(r"completed \(\d+ s; sweep ETA \d\d:\d\d:\d\d\)", ln) for ln in ends)
     assert ends[-1].endswith("sweep ETA 00:00:00)")  # nothing left after the last run
@@ -334,7 +383,9 @@ def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_pa
     assert out["later/seed0"] == ["failed", "process died while running (killed?); rerun the sweep to resume"]
 
 
-def test_test_only_arm_tests_the_same_seed_of_the_arm_it_evaluates_after_it_trained(tmp_path: Path, fake_trainer) -> None:
+def test_test_only_arm_tests_the_same_seed_of_the_arm_it_evaluates_after_it_trained(
+    tmp_path: Path, fake_trainer
+) -> None:
     good = write(tmp_path / "good.yaml", {"fake": {"acc": 0.6}})
     tta = write(tmp_path / "tta.yaml", {"model": {"init_args": {"tta_flip": True}}})
     path = make_ablation(tmp_path, {"tta": {"fragments": [tta], "evaluate": "good"}, "baseline": [], "good": [good]})
@@ -342,26 +393,31 @@ def test_test_only_arm_tests_the_same_seed_of_the_arm_it_evaluates_after_it_trai
     job = next(j for j in plan.jobs if j.label == "tta/seed1")
     assert plan.dependency(job).label == "good/seed1"
     cmd = ablation.command(plan, job)
-    assert cmd[:len(ablation.TEST_CMD)] == ablation.TEST_CMD
-    args = cmd[len(ablation.TEST_CMD):]
+    assert cmd[: len(ablation.TEST_CMD)] == ablation.TEST_CMD
+    args = cmd[len(ablation.TEST_CMD) :]
     assert args[:6] == ["--config", plan.base[0], "--config", good, "--config", tta]  # its arm's configs, then its own
     assert args[-1] == f"--ckpt_path={tmp_path / 'runs/toy/good/seed1/checkpoints/last.ckpt'}"
     assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--jobs", "2"]) == 0
     root = tmp_path / "runs" / "toy"
     assert calls(root / "tta/seed1")[0][0] == "test" and len(calls(root / "tta/seed1")) == 1
     # tta is listed first, yet it waited for the run it tests: that run's checkpoint existed when it started
-    assert (root / "good/seed1/checkpoints/last.ckpt").stat().st_mtime <= (root / "tta/seed1/calls.json").stat().st_mtime
+    assert (root / "good/seed1/checkpoints/last.ckpt").stat().st_mtime <= (
+        root / "tta/seed1/calls.json"
+    ).stat().st_mtime
     # a change to the evaluated arm makes the test-only runs stale too (they tested other weights)
     write(tmp_path / "good.yaml", {"fake": {"acc": 0.65}})
     stale = {j.label for j in load_plan(path, tmp_path / "runs").jobs if ablate.run_state(j, plan)[0] == "stale"}
     assert stale == {"good/seed0", "good/seed1", "tta/seed0", "tta/seed1"}
 
 
-@pytest.mark.parametrize("arms, match", [
-    ({"baseline": [], "t": {"evaluate": "nope"}}, "must name another arm that trains"),
-    ({"baseline": [], "t": {"evaluate": "t"}}, "must name another arm"),
-    ({"baseline": [], "t": {"evaluate": "baseline"}, "u": {"evaluate": "t"}}, "must name another arm that trains"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "arms, match",
+    [
+        ({"baseline": [], "t": {"evaluate": "nope"}}, "must name another arm that trains"),
+        ({"baseline": [], "t": {"evaluate": "t"}}, "must name another arm"),
+        ({"baseline": [], "t": {"evaluate": "baseline"}, "u": {"evaluate": "t"}}, "must name another arm that trains"),
+    ],
+)
 def test_bad_test_only_arms_say_what_to_fix(tmp_path: Path, arms, match) -> None:
     with pytest.raises(AblationError, match=match):
         load_plan(make_ablation(tmp_path, arms), tmp_path / "runs")
@@ -369,8 +425,11 @@ def test_bad_test_only_arms_say_what_to_fix(tmp_path: Path, arms, match) -> None
 
 def test_test_only_arm_takes_no_teacher(tmp_path: Path) -> None:
     kd = kd_fragment(tmp_path)
-    path = make_ablation(tmp_path, {"baseline": [], "t": {"fragments": [kd], "evaluate": "baseline", "teacher": "teacher"}},
-                         {"teacher": {}})  # fmt: skip
+    path = make_ablation(
+        tmp_path,
+        {"baseline": [], "t": {"fragments": [kd], "evaluate": "baseline", "teacher": "teacher"}},
+        {"teacher": {}},
+    )
     with pytest.raises(AblationError, match="takes no teacher"):
         load_plan(path, tmp_path / "runs")
 
@@ -379,8 +438,11 @@ def test_slurm_submits_test_only_runs_after_every_training_array(tmp_path: Path)
     from trickbench.scripts.ablation import slurm
 
     kd = kd_fragment(tmp_path)
-    path = make_ablation(tmp_path, {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"},
-                                    "tta": {"evaluate": "kd"}}, {"teacher": {}})  # fmt: skip
+    path = make_ablation(
+        tmp_path,
+        {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"}, "tta": {"evaluate": "kd"}},
+        {"teacher": {}},
+    )
     plan = load_plan(path, tmp_path / "runs")
     assert [w for w, _ in slurm.arrays(plan)] == ["prerequisites", "arms", "dependants", "evaluations"]
     assert dict(slurm.arrays(plan))["evaluations"] == [5, 6]
@@ -389,8 +451,20 @@ def test_slurm_submits_test_only_runs_after_every_training_array(tmp_path: Path)
     assert '--dependency="afterany:${arms%%;*}:${dependants%%;*}"' in line
 
 
-TRICK_TABLE_ARMS = {"baseline", "warmup", "stochastic_depth", "label_smoothing", "no_bias_decay", "kd", "mixup",
-                    "cutmix", "gn_ws", "ema", "tta", "all"}  # fmt: skip
+TRICK_TABLE_ARMS = {
+    "baseline",
+    "warmup",
+    "stochastic_depth",
+    "label_smoothing",
+    "no_bias_decay",
+    "kd",
+    "mixup",
+    "cutmix",
+    "gn_ws",
+    "ema",
+    "tta",
+    "all",
+}
 
 
 @pytest.mark.parametrize("name, min_seeds", [("cifar10_cpu_fast", 5), ("cifar10_gpu_fast", 10)])
@@ -402,5 +476,7 @@ def test_shipped_trick_tables_have_every_arm_paired_seeds_and_a_teacher(tmp_path
     assert len(set(map(tuple, seeds.values()))) == 1 and len(seeds["baseline"]) >= min_seeds  # the same seeds
     assert plan.seed_keys == ["seed_everything", "data.init_args.seed"]
     teacher = plan.prerequisite("teacher")
-    assert teacher.seed not in seeds["baseline"] and {j.teacher for j in plan.jobs if j.arm in ("kd", "all")} == {"teacher"}
+    assert teacher.seed not in seeds["baseline"] and {j.teacher for j in plan.jobs if j.arm in ("kd", "all")} == {
+        "teacher"
+    }
     assert {j.evaluates for j in plan.jobs if j.arm == "tta"} == {"baseline"}

@@ -1,4 +1,4 @@
-"""`trickbench.scripts.ablate --per-process N`: several runs in one Python process give the same runs, bit for bit, as one
+"""`trickbench ablate --per-process N`: several runs in one Python process give the same runs, bit for bit, as one
 process per run (the real trainer on fake CIFAR-10; the CPU ablation base with a tiny net, 2 steps each)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from trickbench.scripts import ablate
 from tests.tiny_net import tiny_airbench_yaml
+from trickbench.scripts import ablate
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = ("baseline/seed0", "baseline/seed1", "mixup/seed0", "mixup/seed1", "tta/seed0", "tta/seed1")
@@ -19,13 +19,18 @@ RUNS = ("baseline/seed0", "baseline/seed1", "mixup/seed0", "mixup/seed1", "tta/s
 
 def tiny_ablation(tmp_path: Path, data: Path) -> Path:
     net = tmp_path / "tiny_net.yaml"
-    net.write_text("model:\n  init_args:\n    net: " + tiny_airbench_yaml(drop_path_rate=0.0, residual=True, stem_width=24) + "\n")
+    net.write_text(
+        "model:\n  init_args:\n    net: " + tiny_airbench_yaml(drop_path_rate=0.0, residual=True, stem_width=24) + "\n"
+    )
     spec = {
         "name": "batch",
         "base": [str(REPO / "configs/cifar10_cpu_fast.yaml"), str(net), str(REPO / "configs/trainer/cpu_smoke.yaml")],
         "overrides": [
-            f"--data.init_args.data_dir={data}", "--data.init_args.accept_nonoriginal=true",
-            "--data.init_args.batch_size=16", "--data.init_args.eval_batch_size=16", "--trainer.limit_test_batches=2",
+            f"--data.init_args.data_dir={data}",
+            "--data.init_args.accept_nonoriginal=true",
+            "--data.init_args.batch_size=16",
+            "--data.init_args.eval_batch_size=16",
+            "--trainer.limit_test_batches=2",
         ],
         "seeds": [0, 1],
         "seed_keys": ["seed_everything", "data.init_args.seed"],
@@ -64,8 +69,14 @@ def test_runs_in_one_process_equal_runs_in_separate_processes(fake_cifar: Path, 
             assert all(torch.equal(wa[k], wb[k]) for k in wa), label
             assert a["global_step"] == b["global_step"] == 2
     # the runs differ from one another (a seed or an arm changes them), so equality above is not vacuous
-    assert weights(sep / "baseline/seed0")["net.head.2.weight"].ne(weights(sep / "baseline/seed1")["net.head.2.weight"]).any()
-    assert weights(sep / "baseline/seed0")["net.head.2.weight"].ne(weights(sep / "mixup/seed0")["net.head.2.weight"]).any()
+    assert (
+        weights(sep / "baseline/seed0")["net.head.2.weight"]
+        .ne(weights(sep / "baseline/seed1")["net.head.2.weight"])
+        .any()
+    )
+    assert (
+        weights(sep / "baseline/seed0")["net.head.2.weight"].ne(weights(sep / "mixup/seed0")["net.head.2.weight"]).any()
+    )
     # each run's output went to its own logs, not to the batch log
     assert "Trainer.fit" in (tog / "baseline/seed1/stderr.log").read_text()
     log = next((tog / "batches").glob("baseline_seed0.log")).read_text()

@@ -46,15 +46,11 @@ def test_tiny_real_ablation_with_teacher_then_report(fake_cifar: Path, tmp_path:
     teacher = json.loads((root / "prerequisites/teacher/seed0/metrics.json").read_text())
     assert teacher["global_step"] == 3  # its own override applied
     resolved = yaml.safe_load((root / "kd/seed1/config.yaml").read_text())
-    kd = next(
-        c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("KnowledgeDistillation")
-    )
+    kd = next(c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("KnowledgeDistillation"))
     assert kd["init_args"]["teacher_checkpoint"] == str(
         (root / "prerequisites/teacher/seed0/checkpoints/last.ckpt").resolve()
     )
-    assert kd["init_args"]["teacher"]["class_path"].endswith(
-        "ResNet20"
-    )  # the teacher's own net, not kd.yaml's
+    assert kd["init_args"]["teacher"]["class_path"].endswith("ResNet20")  # the teacher's own net, not kd.yaml's
     assert resolved["seed_everything"] == 1 and resolved["data"]["init_args"]["seed"] == 1
     assert ablate.main([str(path), "--runs-dir", str(runs)]) == 0  # all finished: nothing re-runs
     assert (root / "baseline/seed0/stdout.log").read_text().count("# 20") == 1

@@ -103,15 +103,23 @@ def test_multicrop_tta_equals_airbench_tta_level_2():
         assert not torch.allclose(tta_logits(net, x, flip=True, translate=True), net(x), atol=1e-4)
 
 
-def airbench_optimizer(net: nn.Module, batch: int, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def airbench_optimizer(
+    net: nn.Module, batch: int, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """airbench94's optimizer and schedule, set up as its `train()` does (summed loss)."""
     hyp = lib_airbench94.hyp["opt"]
     kilostep = 1024 * (1 + 1 / (1 - hyp["momentum"]))
     lr, wd = hyp["lr"] / kilostep, hyp["weight_decay"] * batch / kilostep
     biases = [p for k, p in net.named_parameters() if "norm" in k and p.requires_grad]
     others = [p for k, p in net.named_parameters() if "norm" not in k and p.requires_grad]
-    opt = torch.optim.SGD([dict(params=biases, lr=lr * hyp["bias_scaler"], weight_decay=wd / (lr * hyp["bias_scaler"])),
-                           dict(params=others, lr=lr, weight_decay=wd / lr)], momentum=hyp["momentum"], nesterov=True)  # fmt: skip
+    opt = torch.optim.SGD(
+        [
+            dict(params=biases, lr=lr * hyp["bias_scaler"], weight_decay=wd / (lr * hyp["bias_scaler"])),
+            dict(params=others, lr=lr, weight_decay=wd / lr),
+        ],
+        momentum=hyp["momentum"],
+        nesterov=True,
+    )
     shape = np.interp(np.arange(steps + 1), [0, int(0.23 * steps), steps], [0.2, 1.0, 0.07])
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda i: float(shape[i]))
 
@@ -132,7 +140,9 @@ def test_decoupled_sgd_with_bias_scaler_and_triangle_trains_like_airbench():
             loss.backward()
             o.step()
             s.step()
-        assert [g["lr"] for g in opt.param_groups][::-1] == pytest.approx([g["lr"] * batch for g in opt_ref.param_groups])
+        assert [g["lr"] for g in opt.param_groups][::-1] == pytest.approx(
+            [g["lr"] * batch for g in opt_ref.param_groups]
+        )
     moved = 0.0
     for a, b, init in zip(ref.parameters(), ours.parameters(), our_net(0).parameters()):
         torch.testing.assert_close(b, a, rtol=2e-4, atol=2e-5)

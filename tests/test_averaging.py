@@ -118,7 +118,9 @@ def test_ema_checkpoint_holds_the_average_and_resume_restores_the_live_weights(t
     resumed = bn_classifier()
     ema = EMA(decay=0.8, warmup=False)
     x, y = blobs(64 * 6, 0)
-    cpu_trainer([ema], max_steps=4).fit(resumed, DataLoader(TensorDataset(x, y), batch_size=64), ckpt_path=tmp_path / "last.ckpt")
+    cpu_trainer([ema], max_steps=4).fit(
+        resumed, DataLoader(TensorDataset(x, y), batch_size=64), ckpt_path=tmp_path / "last.ckpt"
+    )
     assert ema.updates == 4
 
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from trickbench.datamodules import CIFAR10DataModule
 from trickbench.datamodules.augment import alternating_hflip, batch_random_crop
-from trickbench.lightning_modules.ops.whitening import whitening_filters
 from trickbench.lightning_cli import main as train_main
+from trickbench.lightning_modules.ops.whitening import whitening_filters
 
 
 def _dm(root, **kw) -> CIFAR10DataModule:
@@ -54,12 +54,27 @@ def test_reflect_padded_crop_matches_per_sample_slicing():
 
 def test_fast_preset_trains_on_cpu_without_compiling(fake_cifar, tmp_path):
     run = tmp_path / "run"
-    cli = train_main([
-        "fit", "--config", "configs/cifar10_fast.yaml", "--config", "configs/trainer/cpu_smoke.yaml",
-        "--data.init_args.data_dir", str(fake_cifar), "--data.init_args.accept_nonoriginal", "true",
-        "--data.init_args.batch_size", "16", "--data.init_args.eval_batch_size", "32",
-        "--model.init_args.net.init_args.widths", "[8, 16, 16]", "--run_dir", str(run),
-    ])  # fmt: skip
+    cli = train_main(
+        [
+            "fit",
+            "--config",
+            "configs/cifar10_fast.yaml",
+            "--config",
+            "configs/trainer/cpu_smoke.yaml",
+            "--data.init_args.data_dir",
+            str(fake_cifar),
+            "--data.init_args.accept_nonoriginal",
+            "true",
+            "--data.init_args.batch_size",
+            "16",
+            "--data.init_args.eval_batch_size",
+            "32",
+            "--model.init_args.net.init_args.widths",
+            "[8, 16, 16]",
+            "--run_dir",
+            str(run),
+        ]
+    )
     model, dm = cli.model, cli.datamodule
     assert model.hparams.compile == "auto" and model._fwd is model.net  # CPU: "auto" does not compile
     assert dm.alternating_flip and dm.device_resident and model.hparams.tta_flip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,8 +28,9 @@ def torchvision_compatible(root):
 
 
 def test_step_overhead_writes_both_sides(tmp_path):
-    res = bench_step_overhead.main(["--nets", "mlp64", "--repeats", "2", "--warmup", "1", "--steps", "3",
-                                    "--n", "512", "--out", str(tmp_path)])  # fmt: skip
+    res = bench_step_overhead.main(
+        ["--nets", "mlp64", "--repeats", "2", "--warmup", "1", "--steps", "3", "--n", "512", "--out", str(tmp_path)]
+    )
     raw = json.loads((tmp_path / "step_overhead.json").read_text())
     runs = raw["results"]["mlp64"]["per_step_s"]
     assert len(runs["template"]["cpu"]) == len(runs["plain"]["wall"]) == 2
@@ -39,8 +41,22 @@ def test_step_overhead_writes_both_sides(tmp_path):
 
 def test_data_path_compares_both_loaders(fake_cifar, tmp_path):
     torchvision_compatible(fake_cifar)
-    med = bench_data_path.main(["--data_dir", str(fake_cifar), "--batch_size", "32", "--images", "64",
-                                "--workers", "0", "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
+    med = bench_data_path.main(
+        [
+            "--data_dir",
+            str(fake_cifar),
+            "--batch_size",
+            "32",
+            "--images",
+            "64",
+            "--workers",
+            "0",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert set(med) == {"tensorloader", "torchvision_w0"} and all(v > 0 for v in med.values())
     assert json.loads((tmp_path / "data_path.json").read_text())["images_per_s"]["tensorloader"]
 
@@ -57,8 +73,21 @@ def test_unchecked_cifar_reads_the_same_pixels_as_the_datamodule(fake_cifar):
 
 @pytest.mark.slow
 def test_time_to_acc_tiny_runs_both_processes(fake_mnist, tmp_path):
-    res = bench_time_to_acc.main(["--tasks", "mlp", "--repeats", "1", "--tiny", "--val_size", "32",
-                                  "--data_dir", str(fake_mnist), "--out", str(tmp_path)])  # fmt: skip
+    res = bench_time_to_acc.main(
+        [
+            "--tasks",
+            "mlp",
+            "--repeats",
+            "1",
+            "--tiny",
+            "--val_size",
+            "32",
+            "--data_dir",
+            str(fake_mnist),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     runs = res["mlp"]["runs"]
     assert len(runs["template"]) == len(runs["plain"]) == 1
     assert all(0 <= r["test_acc"] <= 1 and r["seconds"] > 0 for rs in runs.values() for r in rs)
@@ -76,7 +105,9 @@ def test_plain_loop_trains_the_template_nets_not_copies():
 @pytest.mark.slow
 def test_gpu_script_tiny_on_cpu(fake_cifar, tmp_path):
     # bf16 autocast on CPU is slow; the GPU session runs all modes. compile="auto" is checked in the fast-preset test.
-    res = bench_gpu.main(["--tiny", "--runs", "1", "--modes", "32-true", "--data_dir", str(fake_cifar), "--out", str(tmp_path)])
+    res = bench_gpu.main(
+        ["--tiny", "--runs", "1", "--modes", "32-true", "--data_dir", str(fake_cifar), "--out", str(tmp_path)]
+    )
     assert len(res["fast_runs"]) == 1 and 0 <= res["fast_runs"][0]["test_acc"] <= 1
     assert set(res["resnet18"]) == {"32-true"} and res["resnet18"]["32-true"]["compiled"] is False
     assert all(r["images_per_s"] > 0 for r in res["resnet18"].values())
@@ -95,3 +126,45 @@ def test_channels_last_benchmark_times_both_layouts_of_the_same_net(tmp_path: Pa
     assert [r["round"] for r in payload["rounds"]] == [0, 1]
     assert all(r["channels_last_s"] > 0 and r["contiguous_s"] > 0 for r in payload["rounds"])
     assert "| contiguous / channels_last |" in (tmp_path / "channels_last.md").read_text()
+
+
+@pytest.mark.slow
+def test_gpu_session_script_rehearses_end_to_end_on_cpu(tmp_path: Path) -> None:
+    """`benchmarks/gpu_session.sh --rehearse`: the one-call GPU script's steps (install the clone as a package,
+    data, the trick table's ablation file at tiny scale, status, report, archive) on a CPU, with the packages the
+    GPU machine lacks (gymnasium, wandb) hidden, so the script works the first time a GPU is lent."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_session.sh"), "--rehearse", "900"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "25/25 runs completed" in log and "trickbench from" in log and "/site/trickbench/" in log
+    with tarfile.open(tmp_path / "out" / "gpu_trick_table.tgz") as tar:
+        report = tar.extractfile("./cifar10_gpu_fast_rehearsal/report.md").read().decode()
+    arms = [
+        "baseline",
+        "warmup",
+        "stochastic_depth",
+        "label_smoothing",
+        "no_bias_decay",
+        "kd",
+        "mixup",
+        "cutmix",
+        "gn_ws",
+        "ema",
+        "tta",
+        "all",
+    ]
+    assert all(f"| {arm} | 2 |" in report for arm in arms), report

@@ -1,4 +1,4 @@
-"""trickbench.scripts.cifar_folder: a folder of images -> cifar-10-batches-py/ that the DataModule reads pixel for pixel."""
+"""`trickbench data`: a folder of images -> cifar-10-batches-py/ that the DataModule reads pixel for pixel."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from trickbench.callbacks.exact_resume import ExactResume
 from tests.tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 from trickbench import compat
+from trickbench.callbacks.exact_resume import ExactResume
 
 
 def test_every_required_internal_exists_on_this_lightning() -> None:
@@ -136,8 +136,14 @@ def test_the_model_summary_has_no_flops_column_of_zeros() -> None:
     trainer = plain_summary(Trainer(accelerator="cpu", logger=False, enable_progress_bar=False))
     summaries = [cb for cb in trainer.callbacks if isinstance(cb, LightningSummary)]
     assert [type(cb) for cb in summaries] == [ModelSummary]  # Lightning's own (Rich) summary replaced, once
-    data = [(" ", ["0"]), ("Name", ["net"]), ("Type", ["MLP"]), ("Params", ["4.8 K"]), ("Mode", ["train"]),
-            ("FLOPs", ["0"])]  # fmt: skip
+    data = [
+        (" ", ["0"]),
+        ("Name", ["net"]),
+        ("Type", ["MLP"]),
+        ("Params", ["4.8 K"]),
+        ("Mode", ["train"]),
+        ("FLOPs", ["0"]),
+    ]
     text = summary_text(data, 4800, 4800, 0.019, {"train": 3, "eval": 0}, total_flops=0)
     assert "FLOPs" not in text and "0 | net  | MLP  | 4.8 K  | train" in text and "Total params: 4.8 K" in text
     counted = summary_text(data[:-1] + [("FLOPs", ["1.2 M"])], 4800, 4800, 0.019, {"train": 3}, total_flops=1_200_000)

@@ -41,7 +41,11 @@ def test_trainer_fragments_stack(fragment, tmp_path):
         return
     cli = instantiate(ROOT / "configs" / "synthetic_mlp.yaml", fragment, extra=["--run_dir", str(tmp_path)])
     if fragment.name == "default.yaml":  # applied first anyway: stacking it again changes nothing
-        assert [type(c).__name__ for c in cli.trainer.callbacks][:3] == ["ExactResume", "FiniteLossGuard", "PlainProgress"]
+        assert [type(c).__name__ for c in cli.trainer.callbacks][:3] == [
+            "ExactResume",
+            "FiniteLossGuard",
+            "PlainProgress",
+        ]
         assert cli.trainer.checkpoint_callback.dirpath == str(tmp_path / "checkpoints")
         return
     if fragment.name == "keep_epoch_checkpoints.yaml":  # replaces the default LastCheckpoint, in the run directory

@@ -147,7 +147,6 @@ def test_loader_shards_are_disjoint_and_complete():
             assert [len(TensorLoader(x, x.long(), rank=r, world_size=3, **kwargs)) for r in range(3)] == [4, 4, 4]
 
 
-
 def test_loader_epochs_reshuffle_deterministically():
     x, y = torch.arange(64).float()[:, None], torch.arange(64)
     loader = TensorLoader(x, y, 64, shuffle=True, drop_last=True, seed=1)

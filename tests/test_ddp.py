@@ -27,7 +27,7 @@ from trickbench.lightning_modules.nets import MLP
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = ROOT / "tests" / "ddp_scripts"
 sys.path.insert(0, str(HELPERS))
-from ddp_arms import run_arms
+from ddp_arms import run_arms  # noqa: E402  (tests/ddp_scripts, put on sys.path above)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -43,8 +43,15 @@ def arms(tmp_path_factory) -> tuple[Path, Path]:
     torch.save(MLP(784, [16], 10).state_dict(), root / "teacher.pt")
     paths = [str(p) for p in (mnist, cifar, root / "teacher.pt")]
     env = {**child_environ(), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(HELPERS / "ddp_arms.py"), str(root / "ddp"), *paths, "ddp"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(HELPERS / "ddp_arms.py"), str(root / "ddp"), *paths, "ddp"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     run_arms(root / "single", mnist, cifar, root / "teacher.pt", ddp=False)
     return root / "ddp", root / "single"

@@ -61,11 +61,14 @@ def test_drop_path_at_rate_zero_is_free_and_a_scheduled_rate_switches_it_on_and_
     assert torch.equal(torch.get_rng_state(), state)
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda: ResNet20(norm="gn"), {(16, 1), (32, 2), (64, 4)}),
-    (lambda: AirbenchNet(norm="gn"), {(64, 4), (256, 16)}),
-    (lambda: ResNet18(norm="gn"), {(64, 4), (128, 8), (256, 16), (512, 32)}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda: ResNet20(norm="gn"), {(16, 1), (32, 2), (64, 4)}),
+        (lambda: AirbenchNet(norm="gn"), {(64, 4), (256, 16)}),
+        (lambda: ResNet18(norm="gn"), {(64, 4), (128, 8), (256, 16), (512, 32)}),
+    ],
+)
 def test_group_norm_has_16_channels_per_group_never_one(make, expected):
     assert {(m.num_channels, m.num_groups) for m in make().modules() if isinstance(m, nn.GroupNorm)} == expected
 
@@ -74,7 +77,9 @@ def test_resnet20_offers_the_papers_parameter_free_shortcut_as_default():
     a, b = ResNet20(), ResNet20(shortcut="B")
     assert sum(p.numel() for p in a.parameters()) == 269_722  # He et al. (2016): 0.27M, option A
     assert sum(p.numel() for p in b.parameters()) == 272_474
-    assert sum(isinstance(m, PadShortcut) for m in a.modules()) == 2 and not any(isinstance(m, PadShortcut) for m in b.modules())
+    assert sum(isinstance(m, PadShortcut) for m in a.modules()) == 2 and not any(
+        isinstance(m, PadShortcut) for m in b.modules()
+    )
     x = torch.randn(2, 16, 8, 8)
     out = PadShortcut(16, 32, 2)(x)
     assert out.shape == (2, 32, 4, 4)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import fit_smoke, make_fake_mnist
 
+from trickbench.lightning_cli import main as train_main
 from trickbench.scripts import ensemble
 from trickbench.scripts.ensemble import EnsembleError, agreement, coverage_curve, expected_calibration_error, summarise
-from trickbench.lightning_cli import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,9 +96,22 @@ def test_two_mnist_runs_end_to_end_and_per_model_accuracy_equals_the_test_subcom
     deferred = (out / "deferred.csv").read_text().splitlines()
     assert len(deferred) - 1 == res["agreed"]["deferred"] == round(64 * (1 - res["agreed"]["coverage"]))
     for i, run in enumerate(runs):  # the same numbers as `trickbench test` on the whole test split
-        cli = train_main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
-                          "--trainer.limit_test_batches", "1.0", "--trainer.logger", "false"])  # fmt: skip
-        assert res["models"][f"m{i}:seed{i}"]["accuracy"] == pytest.approx(float(cli.trainer.callback_metrics["test/acc"]))
+        cli = train_main(
+            [
+                "test",
+                "--config",
+                str(run / "config.yaml"),
+                "--ckpt_path",
+                str(run / "checkpoints" / "last.ckpt"),
+                "--trainer.limit_test_batches",
+                "1.0",
+                "--trainer.logger",
+                "false",
+            ]
+        )
+        assert res["models"][f"m{i}:seed{i}"]["accuracy"] == pytest.approx(
+            float(cli.trainer.callback_metrics["test/acc"])
+        )
     again = tmp_path / "ens2"
     ensemble.main([str(runs[0]), str(runs[1]), "--out", str(again)])
     assert (again / "coverage.png").read_bytes() == (out / "coverage.png").read_bytes()  # byte-identical

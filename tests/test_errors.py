@@ -17,9 +17,9 @@ import torch
 from trickbench.callbacks.atomic_checkpoint import AtomicCheckpointIO
 from trickbench.callbacks.finite_guard import NonFiniteLossError
 from trickbench.datamodules.integrity import DatasetError
-from trickbench.lightning_modules.nets import MLP
-from trickbench.lightning_cli import main
 from trickbench.io import atomic_write_text
+from trickbench.lightning_cli import main
+from trickbench.lightning_modules.nets import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")
@@ -53,8 +53,10 @@ def test_misspelt_nested_key_is_named(tmp_path, capsys):
 
 
 def test_misspelt_key_error_is_the_last_thing_printed(tmp_path, capsys):
-    err = cli_error(capsys, ["fit", "--config", SYNTH, "--model.init_args.label_smoothin", "0.1",
-                             "--run_dir", str(tmp_path / "run")])  # fmt: skip
+    err = cli_error(
+        capsys,
+        ["fit", "--config", SYNTH, "--model.init_args.label_smoothin", "0.1", "--run_dir", str(tmp_path / "run")],
+    )
     lines = err.strip().splitlines()
     assert "usage:" not in err  # no usage dump (it was ~60 lines above the error)
     assert lines[-1].startswith("error: ") and "'label_smoothin' is not accepted" in lines[-1], lines[-3:]
@@ -62,7 +64,9 @@ def test_misspelt_key_error_is_the_last_thing_printed(tmp_path, capsys):
 
 
 def test_wrong_value_type_is_named(tmp_path, capsys):
-    err = cli_error(capsys, ["fit", "--config", SYNTH, "--trainer.max_epochs", "three", "--run_dir", str(tmp_path / "r")])
+    err = cli_error(
+        capsys, ["fit", "--config", SYNTH, "--trainer.max_epochs", "three", "--run_dir", str(tmp_path / "r")]
+    )
     assert "max_epochs" in err and "three" in err
 
 
@@ -76,8 +80,20 @@ def failed_record(run: Path) -> dict:
 
 def test_classifier_on_regression_data_is_one_clear_error(tmp_path):
     run = tmp_path / "run"
-    args = ["fit", "--config", MNIST_MLP, "--config", SMOKE, "--run_dir", str(run), *QUIET,
-            "--data", "trickbench.datamodules.SyntheticRegressionDataModule", "--model.init_args.net.init_args.input_dim", "8"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        MNIST_MLP,
+        "--config",
+        SMOKE,
+        "--run_dir",
+        str(run),
+        *QUIET,
+        "--data",
+        "trickbench.datamodules.SyntheticRegressionDataModule",
+        "--model.init_args.net.init_args.input_dim",
+        "8",
+    ]
     with pytest.raises(ValueError, match="Classifier.*cannot train on SyntheticRegressionDataModule.*Regressor"):
         main(args)
     assert "cannot train on" in failed_record(run)["error"]
@@ -85,8 +101,20 @@ def test_classifier_on_regression_data_is_one_clear_error(tmp_path):
 
 def test_missing_dataset_without_download_is_one_clear_error(tmp_path):
     run = tmp_path / "run"
-    args = ["fit", "--config", MNIST_MLP, "--config", SMOKE, "--run_dir", str(run), *QUIET,
-            "--data.init_args.data_dir", str(tmp_path / "nowhere"), "--data.init_args.download", "false"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        MNIST_MLP,
+        "--config",
+        SMOKE,
+        "--run_dir",
+        str(run),
+        *QUIET,
+        "--data.init_args.data_dir",
+        str(tmp_path / "nowhere"),
+        "--data.init_args.download",
+        "false",
+    ]
     with pytest.raises(DatasetError, match="missing file .*download=True"):
         main(args)
 
@@ -101,9 +129,24 @@ def test_teacher_of_wrong_architecture_fails_before_training(tmp_path, fake_mnis
         f"        teacher_checkpoint: {teacher}\n"
     )
     run = tmp_path / "run"
-    args = ["fit", "--config", MNIST_MLP, "--config", SMOKE, "--config", str(kd), "--run_dir", str(run), *QUIET,
-            "--data.init_args.data_dir", str(fake_mnist), "--data.init_args.accept_nonoriginal", "true",
-            "--data.init_args.val_size", "32"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        MNIST_MLP,
+        "--config",
+        SMOKE,
+        "--config",
+        str(kd),
+        "--run_dir",
+        str(run),
+        *QUIET,
+        "--data.init_args.data_dir",
+        str(fake_mnist),
+        "--data.init_args.accept_nonoriginal",
+        "true",
+        "--data.init_args.val_size",
+        "32",
+    ]
     with pytest.raises(ValueError, match="does not match the declared teacher net MLP"):
         main(args)
     failed_record(run)
@@ -112,12 +155,32 @@ def test_teacher_of_wrong_architecture_fails_before_training(tmp_path, fake_mnis
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     run = tmp_path / "run"
     # SGD at lr 50 on MSE diverges: finite for a few steps, then inf/NaN (deterministic on CPU).
-    args = ["fit", "--config", SYNTH, "--run_dir", str(run), *QUIET, "--trainer.max_epochs", "5",
-            "--data.init_args.n_train", "512", "--model.init_args.optimizer", "torch.optim.SGD",
-            "--model.init_args.optimizer.lr", "50",
-            "--trainer.callbacks+", "lightning.pytorch.callbacks.ModelCheckpoint",
-            "--trainer.callbacks.dirpath", str(run / "checkpoints"), "--trainer.callbacks.save_last", "true",
-            "--trainer.callbacks.every_n_train_steps", "1", "--trainer.callbacks.save_top_k", "0"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        SYNTH,
+        "--run_dir",
+        str(run),
+        *QUIET,
+        "--trainer.max_epochs",
+        "5",
+        "--data.init_args.n_train",
+        "512",
+        "--model.init_args.optimizer",
+        "torch.optim.SGD",
+        "--model.init_args.optimizer.lr",
+        "50",
+        "--trainer.callbacks+",
+        "lightning.pytorch.callbacks.ModelCheckpoint",
+        "--trainer.callbacks.dirpath",
+        str(run / "checkpoints"),
+        "--trainer.callbacks.save_last",
+        "true",
+        "--trainer.callbacks.every_n_train_steps",
+        "1",
+        "--trainer.callbacks.save_top_k",
+        "0",
+    ]
     with pytest.raises(NonFiniteLossError, match=r"non-finite .* at global step (\d+)") as exc:
         main(args)
     step = int(exc.value.args[0].split("global step ")[1].split(" ")[0])

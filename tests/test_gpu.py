@@ -17,9 +17,18 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 def test_device_resident_fit_bf16(fake_cifar):
     dm = CIFAR10DataModule(str(fake_cifar), val_size=20, accept_nonoriginal=True, batch_size=32, device_resident=True)
-    model = Classifier(AirbenchNet(widths=[16, 32, 32]), optimizer=lambda p: torch.optim.SGD(p, lr=0.05), channels_last=True)
-    trainer = Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_epochs=3, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+    model = Classifier(
+        AirbenchNet(widths=[16, 32, 32]), optimizer=lambda p: torch.optim.SGD(p, lr=0.05), channels_last=True
+    )
+    trainer = Trainer(
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, dm)

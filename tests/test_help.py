@@ -9,8 +9,7 @@ import docstring_parser
 import pytest
 
 from trickbench import callbacks, datamodules, lightning_modules
-from trickbench.lightning_modules import nets
-from trickbench.lightning_modules import optim
+from trickbench.lightning_modules import nets, optim
 from trickbench.lightning_modules.ops.mixup import MixupCutmix
 
 
@@ -40,7 +39,10 @@ def test_the_list_covers_the_project_classes():
 
 @pytest.mark.parametrize("cls", configurable_classes(), ids=lambda c: c.__name__)
 def test_every_init_argument_has_a_description(cls):
-    params = [p.name for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+    params = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     docs = described(cls)
     assert [p for p in params if not docs.get(p)] == [], f"{cls.__name__}: add these to its Args: docstring"

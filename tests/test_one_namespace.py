@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import re
 import subprocess
 import sys
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BARE = ("callbacks", "configs", "datamodules", "lightning_modules", "scripts")  # folders installed under trickbench.
 SOURCES = sorted(
     p
-    for folder in ("trickbench", *BARE, "benchmarks", "tests")
-    for p in (ROOT / folder).rglob("*.py")
+    for folder in ("trickbench", *BARE, "benchmarks", "tests", "notebooks")
+    for p in [*(ROOT / folder).rglob("*.py"), *(ROOT / folder).rglob("*.ipynb")]
     if "ddp_scripts" not in p.parts and p.name != "test_one_namespace.py"  # this file spells the bare forms
 )
 OLD_CONFIGS = sorted(
@@ -32,11 +33,20 @@ OLD_CONFIGS = sorted(
 )
 
 
+def python_text(path: Path) -> str:
+    """A .py file's text, or a notebook's code cells (shell and magic lines left out)."""
+    if path.suffix != ".ipynb":
+        return path.read_text()
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    lines = [ln for c in cells for ln in "".join(c["source"]).splitlines() if not ln.lstrip().startswith(("!", "%"))]
+    return "\n".join(lines)
+
+
 def bare_imports(path: Path) -> list[str]:
     """`import callbacks...` / `from configs... import` statements, and string literals naming a bare module
     (`"lightning_modules.nets.MLP"`, as in a class path or an `import_module` argument)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(python_text(path), str(path))):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -64,7 +74,10 @@ def test_the_check_catches_each_bare_form(tmp_path: Path) -> None:
         "M = f'scripts.{name}'\nfrom trickbench.callbacks import EMA\nQ = 'callbacks'\n"
     )
     assert [hit.rsplit(": ", 1)[1] for hit in bare_imports(bad)] == [
-        "callbacks", "datamodules.base", "lightning_modules.nets.MLP", "scripts."
+        "callbacks",
+        "datamodules.base",
+        "lightning_modules.nets.MLP",
+        "scripts.",
     ]
 
 
@@ -73,7 +86,8 @@ def test_shipped_configs_name_classes_under_trickbench() -> None:
         f"{p.relative_to(ROOT)}: {line.strip()}"
         for p in (ROOT / "configs").rglob("*.yaml")
         for line in p.read_text().splitlines()
-        if not line.lstrip().startswith("#") and upgrade_class_path(line.split(":", 1)[-1].strip()) != line.split(":", 1)[-1].strip()
+        if not line.lstrip().startswith("#")
+        and upgrade_class_path(line.split(":", 1)[-1].strip()) != line.split(":", 1)[-1].strip()
     ]
     assert old == []
 
@@ -90,8 +104,8 @@ def test_importing_every_module_from_the_clone_loads_no_bare_name() -> None:
         "for name in names: importlib.import_module(name)\n"
         "from trickbench.lightning_modules import Classifier, GAN\n"
         "assert Classifier.__module__ == 'trickbench.lightning_modules.classifier', Classifier.__module__\n"
-        "bare = sorted(m for m in sys.modules if m.split('.')[0] in %r)\n"
-        "print(len(names), bare)\n" % (BARE,)
+        f"bare = sorted(m for m in sys.modules if m.split('.')[0] in {BARE!r})\n"
+        "print(len(names), bare)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -123,16 +137,24 @@ def test_a_foreign_configs_package_does_not_shadow_the_shipped_configs(foreign_p
     assert Path(where) == ROOT / "configs" and int(count) >= 40 and ema == "True"
     # through `python -m` (the working directory is on sys.path too): the overview lists the shipped configs,
     # and a fit's trainer defaults (configs/trainer/default.yaml) are found
-    overview = subprocess.run([sys.executable, "-m", "trickbench"], cwd=foreign_project, env=env, capture_output=True, text=True)
+    overview = subprocess.run(
+        [sys.executable, "-m", "trickbench"], cwd=foreign_project, env=env, capture_output=True, text=True
+    )
     assert overview.returncode == 0 and "tricks/ema" in overview.stdout and "cifar10_fast" in overview.stdout
     printed = subprocess.run(
         [sys.executable, "-m", "trickbench", "fit", "--config", "synthetic_mlp", "--print_config"],
-        cwd=foreign_project, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=foreign_project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert printed.returncode == 0, printed.stderr[-2000:]
     cfg = yaml.safe_load(printed.stdout)
     paths = [c["class_path"] for c in cfg["trainer"]["callbacks"]]
-    assert "trickbench.callbacks.ExactResume" in paths and cfg["model"]["class_path"] == "trickbench.lightning_modules.Regressor"
+    assert (
+        "trickbench.callbacks.ExactResume" in paths
+        and cfg["model"]["class_path"] == "trickbench.lightning_modules.Regressor"
+    )
 
 
 def test_the_distribution_installs_one_top_level_name() -> None:
@@ -156,8 +178,8 @@ def test_old_class_paths_are_upgraded_and_nothing_else() -> None:
 
 @pytest.mark.parametrize("config", OLD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "results")))
 def test_every_committed_config_still_parses(config: Path) -> None:
-    from trickbench.lightning_cli import TrickbenchCLI
     from trickbench.cli import resolve_args
+    from trickbench.lightning_cli import TrickbenchCLI
 
     args = resolve_args(["--config", str(config)])
     assert args[1] != str(config)  # an old file: read through the alias table
@@ -176,10 +198,25 @@ def test_a_committed_config_reruns(tmp_path: Path) -> None:
     config = ROOT / "results" / "foundation" / "mnist_mlp" / "config.yaml"
     assert "class_path: lightning_modules." in config.read_text()
     data = make_fake_mnist(tmp_path / "data")
-    cli = main(args=["fit", "--config", str(config), "--config", str(ROOT / "configs/trainer/cpu_smoke.yaml"),
-                     "--data.init_args.data_dir", str(data), "--data.init_args.val_size", "32",
-                     "--data.init_args.accept_nonoriginal", "true", "--trainer.logger", "false",
-                     "--run_dir", str(tmp_path / "run")])  # fmt: skip
+    cli = main(
+        args=[
+            "fit",
+            "--config",
+            str(config),
+            "--config",
+            str(ROOT / "configs/trainer/cpu_smoke.yaml"),
+            "--data.init_args.data_dir",
+            str(data),
+            "--data.init_args.val_size",
+            "32",
+            "--data.init_args.accept_nonoriginal",
+            "true",
+            "--trainer.logger",
+            "false",
+            "--run_dir",
+            str(tmp_path / "run"),
+        ]
+    )
     assert type(cli.model).__module__ == "trickbench.lightning_modules.classifier"
     record = yaml.safe_load((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "completed" and 0.0 <= record["test"]["acc"] <= 1.0

@@ -63,11 +63,18 @@ def make_runs(root: Path) -> None:
     (root / "short" / "seed1" / "metrics.json").write_text(json.dumps({"status": "fit_interrupted"}))
     teacher = root / "prerequisites" / "teacher" / "seed0"
     teacher.mkdir(parents=True)
-    teacher.joinpath("metrics.json").write_text(json.dumps({"status": "completed", "test": {"acc": 0.95},
-                                                            "wall_seconds": 200.0}))  # fmt: skip
-    plan = {"name": "toy", "source": "configs/ablations/toy.yaml", "base": ["b.yaml"], "overrides": [],
-            "arms": ["baseline", "better", "short"], "prerequisites": ["teacher"],
-            "runs": {"baseline/seed0": {}, "short/seed2": {}}}  # fmt: skip
+    teacher.joinpath("metrics.json").write_text(
+        json.dumps({"status": "completed", "test": {"acc": 0.95}, "wall_seconds": 200.0})
+    )
+    plan = {
+        "name": "toy",
+        "source": "configs/ablations/toy.yaml",
+        "base": ["b.yaml"],
+        "overrides": [],
+        "arms": ["baseline", "better", "short"],
+        "prerequisites": ["teacher"],
+        "runs": {"baseline/seed0": {}, "short/seed2": {}},
+    }
     (root / "plan.json").write_text(json.dumps(plan))
 
 
@@ -93,12 +100,15 @@ def test_report_aggregates_fixture_metrics(tmp_path: Path) -> None:
     assert "Not counted (no completed metrics.json): `short/seed1`, `short/seed2`." in md
     assert md.split("\n")[2].startswith("**PARTIAL: 8 of 10 planned runs completed**")  # 7 arm runs + the teacher
     csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
-    assert csv[0] == ("arm,n,mean,std,delta,ci_low,ci_high,wall_seconds,seeds,values,paired_delta,paired_low,"
-                      "paired_high,p,p_holm,n_pairs,sd_diff,seeds_needed")
+    assert csv[0] == (
+        "arm,n,mean,std,delta,ci_low,ci_high,wall_seconds,seeds,values,paired_delta,paired_low,"
+        "paired_high,p,p_holm,n_pairs,sd_diff,seeds_needed"
+    )
     assert csv[1] == "baseline,3,0.820000,0.020000,,,,91.000000,0 1 2,0.800000 0.820000 0.840000,,,,,,0,,"
     raw = tmp_path / "out" / "raw"
     assert (raw / "better" / "seed2" / "metrics.json").read_bytes() == (
-        tmp_path / "runs" / "better" / "seed2" / "metrics.json").read_bytes()  # fmt: skip
+        tmp_path / "runs" / "better" / "seed2" / "metrics.json"
+    ).read_bytes()
     assert (raw / "prerequisites" / "teacher" / "seed0" / "metrics.json").is_file()
     assert not (raw / "short" / "seed1").exists()
 
@@ -128,8 +138,12 @@ def test_raw_copy_is_a_run_folder_that_regenerates_the_report(tmp_path: Path) ->
     report.write_report(tmp_path / "runs", tmp_path / "a")
     raw = tmp_path / "a" / "raw"
     assert (raw / "better" / "seed2" / "definition.json").read_bytes() == (
-        tmp_path / "runs" / "better" / "seed2" / "definition.json").read_bytes()  # fmt: skip
-    assert "All counted runs ran base configs `b.yaml` with overrides `--x=1`." in (tmp_path / "a" / "report.md").read_text()
+        tmp_path / "runs" / "better" / "seed2" / "definition.json"
+    ).read_bytes()
+    assert (
+        "All counted runs ran base configs `b.yaml` with overrides `--x=1`."
+        in (tmp_path / "a" / "report.md").read_text()
+    )
     report.write_report(raw, tmp_path / "b")
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert "curves.png" in {str(f) for f in files}
@@ -158,10 +172,12 @@ def test_forest_plot_points_are_the_per_seed_paired_differences(tmp_path: Path) 
 def test_forest_range_puts_only_a_far_out_arm_off_scale() -> None:
     """A -32-point arm beside 1-point tricks would squash them into a line: it goes to the edge, the axis fits
     the rest; arms of comparable reach stay on scale together."""
-    arms = [{"arm": "a", "paired_delta": -0.003, "paired_low": -0.006, "paired_high": 0.0},
-            {"arm": "b", "paired_delta": 0.0075, "paired_low": 0.0016, "paired_high": 0.0134},
-            {"arm": "one_seed", "paired_delta": -0.009, "paired_low": math.nan, "paired_high": math.nan},
-            {"arm": "far", "paired_delta": -0.317, "paired_low": -0.394, "paired_high": -0.24}]  # fmt: skip
+    arms = [
+        {"arm": "a", "paired_delta": -0.003, "paired_low": -0.006, "paired_high": 0.0},
+        {"arm": "b", "paired_delta": 0.0075, "paired_low": 0.0016, "paired_high": 0.0134},
+        {"arm": "one_seed", "paired_delta": -0.009, "paired_low": math.nan, "paired_high": math.nan},
+        {"arm": "far", "paired_delta": -0.317, "paired_low": -0.394, "paired_high": -0.24},
+    ]
     diffs = {"a": [-0.001, -0.005], "b": [0.002, 0.013], "one_seed": [-0.009], "far": [-0.22, -0.38]}
     half, off = report.forest_range(arms, diffs)
     assert off == {"far"} and half == pytest.approx(1.08 * 0.0134)
@@ -192,7 +208,8 @@ def write_accuracies(root: Path, values: dict[str, list[float]]) -> None:
         for seed, acc in enumerate(accs):
             (root / arm / f"seed{seed}").mkdir(parents=True)
             (root / arm / f"seed{seed}" / "metrics.json").write_text(
-                json.dumps({"status": "completed", "test": {"acc": acc}}))  # fmt: skip
+                json.dumps({"status": "completed", "test": {"acc": acc}})
+            )
 
 
 def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Path) -> None:
@@ -204,7 +221,10 @@ def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Pa
     a = by["a"]
     half = 4.30265273 * 0.0057735027 / math.sqrt(3)
     assert a["paired_delta"] == pytest.approx(0.053333, abs=1e-6) and a["sd_diff"] == pytest.approx(0.0057735, abs=1e-7)
-    assert (a["paired_low"], a["paired_high"]) == (pytest.approx(0.053333 - half, abs=1e-5), pytest.approx(0.053333 + half, abs=1e-5))
+    assert (a["paired_low"], a["paired_high"]) == (
+        pytest.approx(0.053333 - half, abs=1e-5),
+        pytest.approx(0.053333 + half, abs=1e-5),
+    )
     assert a["p"] == pytest.approx(0.003884, abs=2e-6)
     # b: differences -0.01, 0.01, 0.02 -> mean 0.006667, sd 0.015275, t = 0.7559, p = 0.5286
     assert by["b"]["p"] == pytest.approx(0.5286, abs=2e-4)
@@ -216,8 +236,14 @@ def test_paired_columns_against_hand_computation_and_holm_over_arms(tmp_path: Pa
 
 def test_curves_are_the_per_epoch_mean_of_each_arms_csv_logs(tmp_path: Path) -> None:
     make_runs(tmp_path / "runs")
-    logs = {("baseline", 0): [0.5, 0.7], ("baseline", 1): [0.6, 0.8], ("baseline", 2): [0.4, 0.6],
-            ("better", 0): [0.6, 0.9], ("better", 1): [0.7, 0.9], ("better", 2): [0.5, 0.9, 0.95]}  # fmt: skip
+    logs = {
+        ("baseline", 0): [0.5, 0.7],
+        ("baseline", 1): [0.6, 0.8],
+        ("baseline", 2): [0.4, 0.6],
+        ("better", 0): [0.6, 0.9],
+        ("better", 1): [0.7, 0.9],
+        ("better", 2): [0.5, 0.9, 0.95],
+    }
     for (arm, seed), accs in logs.items():
         folder = tmp_path / "runs" / arm / f"seed{seed}" / "csv"
         folder.mkdir(parents=True)
@@ -248,7 +274,9 @@ def test_power_flag_writes_seeds_needed_and_detectable_delta_per_arm(tmp_path: P
     # a wider target Δ needs fewer seeds; the table follows --power-delta
     report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out2"), "--power", "--power-delta", "0.01"])
     assert "| a | 3 | 0.58 | 5 |" in (tmp_path / "out2" / "power.md").read_text()
-    assert not (tmp_path / "out3").exists() and report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out3")]) == 0
+    assert (
+        not (tmp_path / "out3").exists() and report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out3")]) == 0
+    )
     assert not (tmp_path / "out3" / "power.md").exists()  # only with --power
 
 
@@ -277,21 +305,38 @@ def test_curves_fall_back_to_the_train_metric_when_the_runs_do_not_validate(tmp_
             (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
     drawn = {}
     real = report.curves_png
-    monkeypatch.setattr(report, "curves_png", lambda name, curves, metric, *a: drawn.update(metric=metric, curves=curves) or real(name, curves, metric, *a))
+    monkeypatch.setattr(
+        report,
+        "curves_png",
+        lambda name, curves, metric, *a: drawn.update(metric=metric, curves=curves) or real(name, curves, metric, *a),
+    )
     report.write_report(tmp_path / "runs", tmp_path / "out")
     assert drawn["metric"] == "train/acc" and (tmp_path / "out" / "curves.png").is_file()
     assert drawn["curves"]["baseline"] == pytest.approx({0: 0.41, 1: 0.51, 2: 0.61})  # mean over seeds 0, 1, 2
 
 
 def test_report_says_where_and_with_what_code_the_runs_ran(tmp_path: Path) -> None:
-    prov = {"cpu": "Xeon X", "torch_threads": 1, "git_commit": "abcdef1234567", "git_dirty": False,
-            "versions": {"torch": "2.14.1", "lightning": "2.6.6", "python": "3.11.7"}}  # fmt: skip
-    for arm, seed, cpu in [("baseline", 0, "Xeon X"), ("baseline", 1, "EPYC Y"), ("a", 0, "Xeon X"), ("a", 1, "EPYC Y")]:
+    prov = {
+        "cpu": "Xeon X",
+        "torch_threads": 1,
+        "git_commit": "abcdef1234567",
+        "git_dirty": False,
+        "versions": {"torch": "2.14.1", "lightning": "2.6.6", "python": "3.11.7"},
+    }
+    for arm, seed, cpu in [
+        ("baseline", 0, "Xeon X"),
+        ("baseline", 1, "EPYC Y"),
+        ("a", 0, "Xeon X"),
+        ("a", 1, "EPYC Y"),
+    ]:
         d = tmp_path / "runs" / arm / f"seed{seed}"
         d.mkdir(parents=True)
         rec = {"status": "completed", "test": {"acc": 0.8}, "provenance": {**prov, "cpu": cpu}}
         (d / "metrics.json").write_text(json.dumps(rec))
     report.write_report(tmp_path / "runs", tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "- 2 run(s) (baseline, a): Xeon X, 1 torch thread(s); torch 2.14.1, lightning 2.6.6, python 3.11.7; git abcdef1234" in md
+    assert (
+        "- 2 run(s) (baseline, a): Xeon X, 1 torch thread(s); torch 2.14.1, lightning 2.6.6, python 3.11.7; "
+        "git abcdef1234" in md
+    )
     assert "- 2 run(s) (baseline, a): EPYC Y, 1 torch thread(s);" in md

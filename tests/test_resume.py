@@ -112,8 +112,15 @@ def test_killed_run_resumes_bitwise_identical(straight, data, tmp_path, monkeypa
     cfg = write_config(run, data, every)
     wandb_mode = "offline" if every == 3 else "disabled"  # W&B resume checked once (offline, no network)
     kill = ["--trainer.callbacks+", "killswitch.KillAtStep", "--trainer.callbacks.step", str(kill_at)]
-    proc = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", str(cfg), "--run_dir", str(run), *kill],
-                          cwd=ROOT, env=subprocess_env(wandb_mode), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "trickbench", "fit", "--config", str(cfg), "--run_dir", str(run), *kill],
+        cwd=ROOT,
+        env=subprocess_env(wandb_mode),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 17, proc.stderr[-3000:]  # killed, not finished
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == kill_at // every * every < 12  # resumes from an earlier step
@@ -178,8 +185,15 @@ def test_sigterm_checkpoints_records_interrupted_exits_143_and_resumes_bitwise(s
     run = tmp_path / "run"
     cfg = write_config(run, data, every=3)
     term = ["--trainer.callbacks+", "killswitch.SigtermAtStep", "--trainer.callbacks.step", "5"]
-    proc = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", str(cfg), "--run_dir", str(run), *term],
-                          cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "trickbench", "fit", "--config", str(cfg), "--run_dir", str(run), *term],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 143, proc.stderr[-3000:]
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "interrupted" and record["signal"] == "SIGTERM" and "test" not in record

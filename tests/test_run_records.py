@@ -1,4 +1,4 @@
-"""Run records you can trust (README "Guarantees"): one run per directory, one writer, evaluation beside
+"""Run records you can trust (docs/guarantees.md): one run per directory, one writer, evaluation beside
 the fit record, explicit arguments win over checkpoint hyperparameters, honest status and exit codes,
 cumulative times over resumes, readable files, the whole config in W&B, progress lines in log files."""
 
@@ -22,14 +22,22 @@ from wandb_records import finished_run_file, run_config
 from trickbench.callbacks.run_dir import RunDirError, RunLock, default_run_dir
 from trickbench.callbacks.run_record import RunRecordError
 from trickbench.datamodules.integrity import DatasetError
-from trickbench.lightning_cli import main
 from trickbench.io import atomic_write_text
+from trickbench.lightning_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")
 MNIST_MLP = str(ROOT / "configs" / "mnist_mlp.yaml")
-FAST = ["--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
-        "false", "--data.init_args.n_train", "256"]  # fmt: skip
+FAST = [
+    "--trainer.max_epochs",
+    "2",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+    "--data.init_args.n_train",
+    "256",
+]
 
 
 def fit(run: Path, *extra: str):
@@ -37,7 +45,9 @@ def fit(run: Path, *extra: str):
 
 
 def files_of(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"
+    }
 
 
 # 1. A used run directory is never silently reused.
@@ -45,7 +55,9 @@ def test_second_fit_into_a_run_dir_refuses_and_overwrite_starts_over(tmp_path):
     run = tmp_path / "run"
     fit(run, "--seed_everything", "1")
     before = files_of(run)
-    with pytest.raises(RunDirError, match=r"already holds a run \(status: completed\).*--ckpt_path last.*--overwrite true"):
+    with pytest.raises(
+        RunDirError, match=r"already holds a run \(status: completed\).*--ckpt_path last.*--overwrite true"
+    ):
         fit(run, "--seed_everything", "2")
     assert files_of(run) == before  # config, metrics, CSV and checkpoints untouched
     first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -62,8 +74,15 @@ def test_second_fit_into_a_run_dir_refuses_and_overwrite_starts_over(tmp_path):
 def test_cli_prints_the_refusal_as_one_line_and_exits_2(tmp_path):
     run = tmp_path / "run"
     fit(run)
-    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
-                         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(run), *FAST],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: run directory")
 
@@ -71,10 +90,13 @@ def test_cli_prints_the_refusal_as_one_line_and_exits_2(tmp_path):
 # 2. One writer per run directory.
 def test_a_locked_run_dir_stops_a_second_process_naming_the_holder(tmp_path):
     run = tmp_path / "run"
-    code = ("import time; from callbacks.run_dir import RunLock; "
-            f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", code],
-                              cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    code = (
+        "import time; from callbacks.run_dir import RunLock; "
+        f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunDirError, match=rf"in use by PID {holder.pid} "):
@@ -122,7 +144,9 @@ def test_explicit_arguments_win_over_checkpoint_hyperparameters(tmp_path, capsys
     run = tmp_path / "run"
     fit_smoke(MNIST_MLP, data, run)
     ckpt = str(run / "checkpoints" / "last.ckpt")
-    cli = main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", ckpt, "--model.init_args.tta_flip", "true"])
+    cli = main(
+        ["test", "--config", str(run / "config.yaml"), "--ckpt_path", ckpt, "--model.init_args.tta_flip", "true"]
+    )
     assert cli.model.hparams.tta_flip is True
     saved = yaml.safe_load(next((run / "eval").glob("test-*/config.yaml")).read_text())
     assert saved["model"]["init_args"]["tta_flip"] is True and saved["ckpt_path"] == ckpt  # the config = what ran
@@ -140,13 +164,28 @@ def test_test_with_ckpt_last_and_no_checkpoint_is_an_error(tmp_path):
 
 
 # 6. Out-of-range values are named at construction, before any data loads.
-@pytest.mark.parametrize(("key", "value", "range_"), [
-    ("model.init_args.label_smoothing", "-0.1", r"\[0, 1\)"), ("model.init_args.label_smoothing", "1.5", r"\[0, 1\)"),
-    ("model.init_args.net.init_args.dropout", "1.0", r"\[0, 1\)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "value", "range_"),
+    [
+        ("model.init_args.label_smoothing", "-0.1", r"\[0, 1\)"),
+        ("model.init_args.label_smoothing", "1.5", r"\[0, 1\)"),
+        ("model.init_args.net.init_args.dropout", "1.0", r"\[0, 1\)"),
+    ],
+)
 def test_out_of_range_rates_are_one_error_before_data_loads(tmp_path, key, value, range_):
-    args = ["fit", "--config", MNIST_MLP, "--run_dir", str(tmp_path / "run"), f"--{key}", value,
-            "--data.init_args.data_dir", str(tmp_path / "nowhere"), "--data.init_args.download", "false"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        MNIST_MLP,
+        "--run_dir",
+        str(tmp_path / "run"),
+        f"--{key}",
+        value,
+        "--data.init_args.data_dir",
+        str(tmp_path / "nowhere"),
+        "--data.init_args.download",
+        "false",
+    ]
     name = key.rsplit(".", 1)[1]
     with pytest.raises(ValueError, match=rf"`{name}` must be in {range_}, got {value}"):
         main(args)  # not a DatasetError: the data were never touched
@@ -154,9 +193,26 @@ def test_out_of_range_rates_are_one_error_before_data_loads(tmp_path, key, value
 
 def test_a_rejected_argument_is_one_line_from_the_shell_and_a_failed_record(tmp_path):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(run),
-                          "--model.init_args.net.init_args.dropout", "1.5"], cwd=ROOT, env=subprocess_env(), capture_output=True,
-                         text=True, timeout=120, check=False)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trickbench",
+            "fit",
+            "--config",
+            SYNTH,
+            "--run_dir",
+            str(run),
+            "--model.init_args.net.init_args.dropout",
+            "1.5",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == "error: MLP `dropout` must be in [0, 1), got 1.5"
     record = json.loads((run / "metrics.json").read_text())
@@ -166,9 +222,25 @@ def test_a_rejected_argument_is_one_line_from_the_shell_and_a_failed_record(tmp_
 def test_a_schedule_on_an_endless_run_asks_for_a_finite_length(tmp_path):
     cosine = str(ROOT / "configs" / "tricks" / "cosine.yaml")
     with pytest.raises(ValueError, match="needs a finite run length.*max_epochs=-1.*set a finite"):
-        main(["fit", "--config", MNIST_MLP, "--config", cosine, "--run_dir", str(tmp_path / "run"),
-              "--trainer.max_epochs", "-1", "--data.init_args.data_dir", str(make_fake_mnist(tmp_path / "d")),
-              "--data.init_args.accept_nonoriginal", "true", "--data.init_args.val_size", "32"])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--config",
+                MNIST_MLP,
+                "--config",
+                cosine,
+                "--run_dir",
+                str(tmp_path / "run"),
+                "--trainer.max_epochs",
+                "-1",
+                "--data.init_args.data_dir",
+                str(make_fake_mnist(tmp_path / "d")),
+                "--data.init_args.accept_nonoriginal",
+                "true",
+                "--data.init_args.val_size",
+                "32",
+            ]
+        )
 
 
 # 8. A damaged record is one clear error naming the file.
@@ -185,8 +257,15 @@ def test_resume_keeps_val_metrics_and_sums_times_over_processes(tmp_path):
     run = tmp_path / "run"
     args = ["fit", "--config", SYNTH, "--run_dir", str(run), *FAST, "--trainer.max_epochs", "4"]
     kill = ["--trainer.callbacks+", "killswitch.KillAtTest"]
-    first = subprocess.run([sys.executable, "-m", "trickbench", *args, *kill], cwd=ROOT, env=subprocess_env(),
-                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    first = subprocess.run(
+        [sys.executable, "-m", "trickbench", *args, *kill],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert first.returncode == 17, first.stderr[-2000:]  # died after fit, before test
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "fit_completed" and record["val"]
@@ -203,8 +282,15 @@ def test_resume_keeps_val_metrics_and_sums_times_over_processes(tmp_path):
 # 10. Wall time: from the process start for the first run, from main() for later ones.
 def test_wall_seconds_counts_imports_and_not_an_earlier_run(tmp_path):
     t0 = time.time()
-    out = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir",
-                          str(tmp_path / "a"), *FAST], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir", str(tmp_path / "a"), *FAST],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     outer = time.time() - t0
     assert out.returncode == 0, out.stderr[-2000:]
     wall = json.loads((tmp_path / "a" / "metrics.json").read_text())["wall_seconds"]
@@ -235,7 +321,15 @@ def test_records_and_checkpoints_get_the_umask_mode_not_0600(tmp_path):
 def test_data_dir_that_is_a_file_and_short_label_file_are_dataset_errors(tmp_path):
     a_file = tmp_path / "data.txt"
     a_file.write_text("not a folder")
-    base = ["fit", "--config", MNIST_MLP, "--data.init_args.accept_nonoriginal", "true", "--data.init_args.val_size", "32"]
+    base = [
+        "fit",
+        "--config",
+        MNIST_MLP,
+        "--data.init_args.accept_nonoriginal",
+        "true",
+        "--data.init_args.val_size",
+        "32",
+    ]
     with pytest.raises(DatasetError, match=r"data\.txt is a file, not a directory"):
         main([*base, "--run_dir", str(tmp_path / "r1"), "--data.init_args.data_dir", str(a_file)])
     data = make_fake_mnist(tmp_path / "data", n_train=128)
@@ -257,7 +351,10 @@ def test_wandb_offline_run_holds_the_whole_config_and_provenance(tmp_path, monke
     assert cfg["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.0042
     callbacks = {c["class_path"]: c["init_args"] for c in cfg["trainer"]["callbacks"]}
     assert callbacks["trickbench.callbacks.LRWarmup"]["warmup_fraction"] == 0.05
-    assert callbacks["trickbench.callbacks.EMA"]["decay"] == 0.998 and callbacks["trickbench.callbacks.EMA"]["buffers"] == "copy"
+    assert (
+        callbacks["trickbench.callbacks.EMA"]["decay"] == 0.998
+        and callbacks["trickbench.callbacks.EMA"]["buffers"] == "copy"
+    )
     assert cfg["trainer"]["max_epochs"] == 2 and cfg["seed_everything"] == 0
     prov = cfg["provenance"]
     assert prov["data_fingerprint"] == "synthetic-sine-d8-seed0" and prov["versions"]["torch"] == torch.__version__
@@ -285,20 +382,45 @@ def test_training_subprocesses_do_not_inherit_this_processs_wandb_service(tmp_pa
     monkeypatch.setenv("WANDB_MODE", "offline")
     fit(tmp_path / "run")
     assert "WANDB_SERVICE" in os.environ  # what wandb does (if this changes, the guard is moot, not wrong)
-    assert all("WANDB_SERVICE" not in e for e in ablate.worker_envs(0, 2, None)) and "WANDB_SERVICE" not in subprocess_env()
+    assert (
+        all("WANDB_SERVICE" not in e for e in ablate.worker_envs(0, 2, None))
+        and "WANDB_SERVICE" not in subprocess_env()
+    )
 
 
 # Progress without a terminal.
 def test_fit_with_stdout_to_a_file_prints_one_progress_line_per_epoch(tmp_path):
     log = tmp_path / "stdout.log"
     with open(log, "w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "trickbench", "fit", "--config", SYNTH, "--run_dir",
-                               str(tmp_path / "run"), *FAST[:1], "3", *FAST[2:]], cwd=ROOT, env=subprocess_env(), stdout=fh,
-                              stderr=subprocess.PIPE, text=True, timeout=300, check=False)  # fmt: skip
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trickbench",
+                "fit",
+                "--config",
+                SYNTH,
+                "--run_dir",
+                str(tmp_path / "run"),
+                *FAST[:1],
+                "3",
+                *FAST[2:],
+            ],
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in log.read_text().splitlines() if ln.startswith("epoch ")]
     assert [ln.split()[1] for ln in lines] == ["1/3", "2/3", "3/3"]
-    pattern = r"epoch 3/3  step 6/6  train/loss [\d.e-]+  val/loss [\d.e-]+  val/rmse [\d.e-]+  \d+ img/s  elapsed \d+:\d\d:\d\d  ETA \d+:\d\d:\d\d"
+    pattern = (
+        r"epoch 3/3  step 6/6  train/loss [\d.e-]+  val/loss [\d.e-]+  val/rmse [\d.e-]+  \d+ img/s  "
+        r"elapsed \d+:\d\d:\d\d  ETA \d+:\d\d:\d\d"
+    )
     assert re.fullmatch(pattern, lines[-1]), lines[-1]
 
 

@@ -29,17 +29,46 @@ def test_classifier_score_by_hand():
 
 def test_score_and_trajectory_of_a_tiny_gan_run(fake_mnist, tmp_path):
     fit_smoke("configs/mnist_mlp.yaml", fake_mnist, tmp_path / "clf")
-    fit_smoke("configs/mnist_gan.yaml", fake_mnist, tmp_path / "gan", "--config", "configs/trainer/keep_epoch_checkpoints.yaml",
-         "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0", "--model.init_args.ema_decay", "0.9")  # fmt: skip
+    fit_smoke(
+        "configs/mnist_gan.yaml",
+        fake_mnist,
+        tmp_path / "gan",
+        "--config",
+        "configs/trainer/keep_epoch_checkpoints.yaml",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.val_check_interval",
+        "1.0",
+        "--model.init_args.ema_decay",
+        "0.9",
+    )
 
-    final = score_main(["--gan_run", str(tmp_path / "gan"), "--classifier_run", str(tmp_path / "clf"),
-                        "--num_samples", "300", "--reference"])["generated"]  # fmt: skip
+    final = score_main(
+        [
+            "--gan_run",
+            str(tmp_path / "gan"),
+            "--classifier_run",
+            str(tmp_path / "clf"),
+            "--num_samples",
+            "300",
+            "--reference",
+        ]
+    )["generated"]
     assert final["coverage"] == sum(share >= 0.01 for share in final["class_share"])
     assert sum(final["class_share"]) == pytest.approx(1.0, abs=1e-3)
     assert json.loads((tmp_path / "gan" / "score.json").read_text())["generated"] == final
 
-    rows = score_main(["--gan_run", str(tmp_path / "gan"), "--classifier_run", str(tmp_path / "clf"),
-                       "--num_samples", "300", "--trajectory"])["trajectory"]  # fmt: skip
+    rows = score_main(
+        [
+            "--gan_run",
+            str(tmp_path / "gan"),
+            "--classifier_run",
+            str(tmp_path / "clf"),
+            "--num_samples",
+            "300",
+            "--trajectory",
+        ]
+    )["trajectory"]
     assert [r["ckpt"] for r in rows] == ["epoch=0-step=4.ckpt", "epoch=1-step=8.ckpt"]  # step order, 2 steps per batch
     assert rows[0]["ema"] != rows[0]["live"]  # two generators scored, not one twice
     # The last epoch checkpoint is last.ckpt: the plain score (EMA G, same seed) is its `ema` column.

@@ -42,8 +42,15 @@ def env(cluster) -> dict[str, str]:
 
 
 def ablate(cluster, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trickbench", "ablate", *args], cwd=cwd, env=env(cluster),
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "trickbench", "ablate", *args],
+        cwd=cwd,
+        env=env(cluster),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def wait_idle(cluster, name: str, timeout: float = 420) -> None:
@@ -76,14 +83,22 @@ def test_ablation_cycle_on_a_real_cluster(cluster, tmp_path):
     spec = {
         "name": "cycle",
         "base": [str(ROOT / "configs" / "mnist_mlp.yaml"), str(ROOT / "configs" / "trainer" / "cpu_smoke.yaml")],
-        "overrides": [f"--data.init_args.data_dir={data}", "--data.init_args.accept_nonoriginal=true",
-                      "--data.init_args.val_size=32", "--trainer.logger=false"],
+        "overrides": [
+            f"--data.init_args.data_dir={data}",
+            "--data.init_args.accept_nonoriginal=true",
+            "--data.init_args.val_size=32",
+            "--trainer.logger=false",
+        ],
         "seeds": [0, 1],
         "prerequisites": {"teacher": {}, "bad_teacher": {"fragments": [broken]}},
-        "arms": {"baseline": [], "kd": {"fragments": [kd], "teacher": "teacher"},
-                 "kd_bad": {"fragments": [kd], "teacher": "bad_teacher"}, "broken": [broken]},
+        "arms": {
+            "baseline": [],
+            "kd": {"fragments": [kd], "teacher": "teacher"},
+            "kd_bad": {"fragments": [kd], "teacher": "bad_teacher"},
+            "broken": [broken],
+        },
         "slurm": {"time": "00:10:00"},
-    }  # fmt: skip
+    }
     path = write(tmp_path / "cycle.yaml", spec)
     runs = tmp_path / "runs"
     root = runs / "cycle"
@@ -123,14 +138,28 @@ def test_ablation_cycle_on_a_real_cluster(cluster, tmp_path):
     # 4. submit.sh works from any directory; resubmitting skips finished runs and retries failed ones.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    sub = subprocess.run([str(root / "slurm" / "submit.sh")], cwd=elsewhere, env=env(cluster), capture_output=True,
-                         text=True, timeout=60, check=False)  # fmt: skip
+    sub = subprocess.run(
+        [str(root / "slurm" / "submit.sh")],
+        cwd=elsewhere,
+        env=env(cluster),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert sub.returncode == 0, sub.stderr
     wait_idle(cluster, "cycle")
     assert len(starts(root / "baseline" / "seed0")) == 1 and len(starts(root / "broken" / "seed0")) == 2
     assert len((root / "slurm" / "jobs.tsv").read_text().splitlines()) == 6  # 3 arrays x 2 submissions
-    report = subprocess.run([sys.executable, "-m", "trickbench", "report", str(root), "--out", str(tmp_path / "rep")],
-                            cwd=ROOT, env=env(cluster), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "trickbench", "report", str(root), "--out", str(tmp_path / "rep")],
+        cwd=ROOT,
+        env=env(cluster),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "Not counted" in text and "`broken/seed0`" in text and "| kd | 2 |" in text
@@ -141,11 +170,18 @@ def long_run(tmp_path: Path, name: str, slurm: dict, epochs: int) -> str:
     spec = {
         "name": name,
         "base": [str(ROOT / "configs" / "synthetic_mlp.yaml")],
-        "overrides": [f"--trainer.max_epochs={epochs}", "--data.init_args.n_train=2560", "--trainer.logger=false",
-                      "--trainer.enable_model_summary=false", "--trainer.callbacks+=killswitch.SlowSteps",
-                      "--trainer.callbacks.seconds=0.1"],
-        "seeds": [0], "arms": {"baseline": []}, "slurm": slurm,
-    }  # fmt: skip
+        "overrides": [
+            f"--trainer.max_epochs={epochs}",
+            "--data.init_args.n_train=2560",
+            "--trainer.logger=false",
+            "--trainer.enable_model_summary=false",
+            "--trainer.callbacks+=killswitch.SlowSteps",
+            "--trainer.callbacks.seconds=0.1",
+        ],
+        "seeds": [0],
+        "arms": {"baseline": []},
+        "slurm": slurm,
+    }
     return write(tmp_path / f"{name}.yaml", spec)
 
 

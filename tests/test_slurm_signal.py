@@ -45,8 +45,9 @@ def test_hold_keeps_a_usr1_pending_until_release():
         "signals.release()\n"
         "print(got == [signal.SIGUSR1], signals.held())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False"]
 
@@ -59,12 +60,30 @@ def test_an_early_usr1_requeues_once_training_starts(tmp_path):
     calls = tmp_path / "scontrol.calls"
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     (bin_dir / "scontrol").chmod(0o755)
-    env = subprocess_env(SLURM_JOB_ID="4242", SLURM_NTASKS="1", SLURM_JOB_NAME="tb-signal", SLURM_PROCID="0",
-                         SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_NODELIST="localhost",
-                         PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
-    cmd = [sys.executable, "-m", "trickbench", "fit", "--config", "configs/synthetic_mlp.yaml",
-           "--trainer.max_epochs=2", "--data.init_args.n_train=256", "--trainer.logger=false",
-           "--trainer.enable_model_summary=false", "--run_dir", str(run_dir)]  # fmt: skip
+    env = subprocess_env(
+        SLURM_JOB_ID="4242",
+        SLURM_NTASKS="1",
+        SLURM_JOB_NAME="tb-signal",
+        SLURM_PROCID="0",
+        SLURM_LOCALID="0",
+        SLURM_NODEID="0",
+        SLURM_NODELIST="localhost",
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "trickbench",
+        "fit",
+        "--config",
+        "configs/synthetic_mlp.yaml",
+        "--trainer.max_epochs=2",
+        "--data.init_args.n_train=256",
+        "--trainer.logger=false",
+        "--trainer.enable_model_summary=false",
+        "--run_dir",
+        str(run_dir),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     # Wait until the entry point holds USR1, but no longer than 0.3 s: torch alone takes longer than that to
@@ -85,8 +104,15 @@ def test_an_in_process_fit_leaves_the_signal_mask_alone(tmp_path):
     caller made itself is released only while a loop runs and is back after the run."""
     from trickbench.lightning_cli import main
 
-    args = ["fit", "--config", "configs/synthetic_mlp.yaml", "--trainer.max_epochs=1", "--data.init_args.n_train=256",
-            "--trainer.logger=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        "configs/synthetic_mlp.yaml",
+        "--trainer.max_epochs=1",
+        "--data.init_args.n_train=256",
+        "--trainer.logger=false",
+        "--trainer.enable_model_summary=false",
+    ]
     was = signals.held()  # whatever earlier tests left; restored below
     signals.release()
     try:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from trickbench.datamodules.rollouts import make_env
+from trickbench.lightning_cli import main as train_main
 from trickbench.lightning_modules.actor import approx_kl, policy_loss
 from trickbench.lightning_modules.ops.returns import discounted_returns, gae
-from trickbench.lightning_cli import main as train_main
 
 
 def test_discounted_returns_by_hand():
@@ -65,11 +65,29 @@ def test_continuous_action_space_is_refused():
 
 def test_actor_trains_a_few_steps_on_cartpole(tmp_path):
     run = tmp_path / "run"
-    train_main(args=["fit", "--config", "configs/cartpole_actor.yaml", "--config", "configs/trainer/cpu_smoke.yaml",
-                     "--trainer.limit_train_batches", "4", "--trainer.logger", "false",
-                     "--data.init_args.rollout_steps", "32", "--data.init_args.minibatch_size", "64",
-                     "--data.init_args.test_episodes", "4", "--data.init_args.val_episodes", "2",
-                     "--run_dir", str(run)])  # fmt: skip
+    train_main(
+        args=[
+            "fit",
+            "--config",
+            "configs/cartpole_actor.yaml",
+            "--config",
+            "configs/trainer/cpu_smoke.yaml",
+            "--trainer.limit_train_batches",
+            "4",
+            "--trainer.logger",
+            "false",
+            "--data.init_args.rollout_steps",
+            "32",
+            "--data.init_args.minibatch_size",
+            "64",
+            "--data.init_args.test_episodes",
+            "4",
+            "--data.init_args.val_episodes",
+            "2",
+            "--run_dir",
+            str(run),
+        ]
+    )
     record = json.loads((run / "metrics.json").read_text())
     assert record["global_step"] == 4
     # An untrained CartPole policy falls within ~10-60 steps; reward is 1 per step survived.

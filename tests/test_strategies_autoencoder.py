@@ -65,8 +65,15 @@ def test_conv_encoder_decoder_shapes(size, channels):
 
 
 def test_vae_trains_on_fake_mnist_logs_nelbo_and_saves_grids(fake_mnist, tmp_path):
-    cli = fit_smoke("configs/mnist_vae.yaml", fake_mnist, tmp_path / "run",
-               "--trainer.limit_train_batches", "3", "--data.init_args.batch_size", "32")  # fmt: skip
+    cli = fit_smoke(
+        "configs/mnist_vae.yaml",
+        fake_mnist,
+        tmp_path / "run",
+        "--trainer.limit_train_batches",
+        "3",
+        "--data.init_args.batch_size",
+        "32",
+    )
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["global_step"] == 3
     # Untrained Bernoulli decoder: about 784 * log 2 = 543 nats per image, finite and positive.

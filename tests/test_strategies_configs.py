@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trickbench.lightning_modules import GAN, VAE, Actor, AutoEncoder
 from trickbench.lightning_cli import TrickbenchCLI
+from trickbench.lightning_modules import GAN, VAE, Actor, AutoEncoder
 
 IMAGE_CONFIGS = {
     "configs/mnist_vae.yaml": ("fake_mnist", VAE),
@@ -28,8 +28,16 @@ def _instantiate(config: str, tmp_path, *extra: str) -> TrickbenchCLI:
 def test_image_config_instantiates_and_runs_a_batch(config, tmp_path, request):
     fixture, module_type = IMAGE_CONFIGS[config]
     data_dir = request.getfixturevalue(fixture)
-    cli = _instantiate(config, tmp_path, "--data.init_args.data_dir", str(data_dir),
-                       "--data.init_args.accept_nonoriginal", "true", "--data.init_args.val_size", "32")  # fmt: skip
+    cli = _instantiate(
+        config,
+        tmp_path,
+        "--data.init_args.data_dir",
+        str(data_dir),
+        "--data.init_args.accept_nonoriginal",
+        "true",
+        "--data.init_args.val_size",
+        "32",
+    )
     model, dm = cli.model, cli.datamodule
     assert isinstance(model, module_type)
     assert dm.mean is None  # generative modules read [0, 1] pixels

@@ -48,8 +48,15 @@ def test_one_training_step_moves_both_networks(d_norm: str, r1_gamma: float):
     gan = _tiny_gan(d_norm, r1_gamma)
     before = {k: v.clone() for k, v in gan.state_dict().items()}
     loader = DataLoader(TensorDataset(torch.rand(32, 1, 28, 28), torch.zeros(32)), batch_size=16)
-    trainer = Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer = Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(gan, train_dataloaders=loader)
     after = gan.state_dict()
     for net in ("generator", "discriminator"):
@@ -79,8 +86,14 @@ def test_spectral_norm_discriminator_layers_have_unit_spectral_norm():
 
 def test_lr_scheduler_steps_both_optimizers_every_batch_over_the_whole_run():
     torch.manual_seed(0)
-    gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, lr_scheduler=partial(CosineAnnealingLR),
-              optimizer_g=partial(torch.optim.Adam, lr=1e-3), optimizer_d=partial(torch.optim.Adam, lr=4e-3))  # fmt: skip
+    gan = GAN(
+        ConvDecoder(8, 1, 28, 8),
+        ConvEncoder(1, 28, 8, 1),
+        latent_dim=8,
+        lr_scheduler=partial(CosineAnnealingLR),
+        optimizer_g=partial(torch.optim.Adam, lr=1e-3),
+        optimizer_d=partial(torch.optim.Adam, lr=4e-3),
+    )
     lrs = []
 
     class RecordLR(Callback):
@@ -88,8 +101,16 @@ def test_lr_scheduler_steps_both_optimizers_every_batch_over_the_whole_run():
             lrs.append([opt.param_groups[0]["lr"] for opt in trainer.optimizers])
 
     loader = DataLoader(TensorDataset(torch.rand(64, 1, 28, 28), torch.zeros(64)), batch_size=16)  # 4 batches
-    trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[RecordLR()],
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer = Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[RecordLR()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(gan, train_dataloaders=loader)
     # T_max filled from the Trainer (8 batches, not 16 optimizer steps): half-cosine from each base LR to 0.
     expected = [(1 + math.cos(math.pi * t / 8)) / 2 for t in range(8)]
@@ -121,8 +142,15 @@ def test_conditional_gan_trains_and_samples_every_class_equally():
     torch.manual_seed(0)
     gan = GAN(ConvDecoder(8 + 10, 1, 28, 8), ConvEncoder(1 + 10, 28, 8, 1), latent_dim=8, num_classes=10)
     loader = DataLoader(TensorDataset(torch.rand(16, 1, 28, 28), torch.arange(16) % 10), batch_size=16)
-    trainer = Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer = Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(gan, train_dataloaders=loader)
     assert torch.isfinite(trainer.callback_metrics["train/loss_d"])
     assert torch.bincount(gan.labels(30), minlength=10).tolist() == [3] * 10
@@ -155,8 +183,16 @@ def test_ema_of_generator_follows_the_closed_form_and_is_what_sample_uses():
     gan = GAN(ConvDecoder(8, 1, 28, 8), ConvEncoder(1, 28, 8, 1), latent_dim=8, real_label=0.9, ema_decay=decay)
     loader = DataLoader(TensorDataset(torch.rand(48, 1, 28, 28), torch.zeros(48)), batch_size=16)
     record = _RecordGenerator()
-    trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[record],
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer = Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[record],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(gan, train_dataloaders=loader)
     # EMA_1 = G_1 (first update copies), EMA_k = decay * EMA_{k-1} + (1 - decay) * G_k, for every weight.
     g1, g2, g3 = record.states
@@ -172,7 +208,9 @@ def test_ema_of_generator_follows_the_closed_form_and_is_what_sample_uses():
     z = torch.cat([torch.randn(32, 8, generator=rng) for _ in range(2)])
     net = gan.generator_ema.module
     with torch.no_grad():
-        torch.testing.assert_close(net.project[2].running_mean, net.project[:2](z).mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            net.project[2].running_mean, net.project[:2](z).mean((0, 2, 3)), rtol=1e-4, atol=1e-5
+        )
     assert not any(p.requires_grad for p in gan.generator_ema.parameters())
     gan.eval()
     torch.manual_seed(1)

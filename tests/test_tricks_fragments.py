@@ -20,11 +20,11 @@ from lightning.pytorch import Callback
 from torch import nn
 
 from trickbench.callbacks import EMA, KnowledgeDistillation, Lookahead, LRWarmup, StochasticDepthScheduler, WarmupLR
+from trickbench.lightning_cli import TrickbenchCLI
 from trickbench.lightning_modules.nets import AirbenchNet
 from trickbench.lightning_modules.ops.drop_path import DropPath
 from trickbench.lightning_modules.ops.mixup import MixupCutmix
 from trickbench.lightning_modules.ops.weight_std import WSConv2d
-from trickbench.lightning_cli import TrickbenchCLI
 
 REPO = Path(__file__).resolve().parents[1]
 FRAGMENTS = sorted(p.stem for p in (REPO / "configs" / "tricks").glob("*.yaml"))
@@ -35,10 +35,26 @@ SMALL_TEACHER = {"class_path": "trickbench.lightning_modules.nets.AirbenchNet", 
 def build(base: str, fragment: str | None, data_dir: Path, run_dir: Path, extra: tuple[str, ...] = ()) -> TrickbenchCLI:
     args = ["--config", str(BASES[base])]
     args += ["--config", str(REPO / "configs/tricks" / f"{fragment}.yaml")] if fragment else []
-    args += list(extra) + ["--config", str(REPO / "configs/trainer/cpu_smoke.yaml"), "--run_dir", str(run_dir),
-             "--data.init_args.data_dir", str(data_dir), "--data.init_args.accept_nonoriginal", "true",
-             "--data.init_args.batch_size", "8", "--data.init_args.val_size", "32",
-             "--trainer.logger", "false", "--trainer.log_every_n_steps", "1", "--test_after_fit", "false"]  # fmt: skip
+    args += list(extra) + [
+        "--config",
+        str(REPO / "configs/trainer/cpu_smoke.yaml"),
+        "--run_dir",
+        str(run_dir),
+        "--data.init_args.data_dir",
+        str(data_dir),
+        "--data.init_args.accept_nonoriginal",
+        "true",
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.val_size",
+        "32",
+        "--trainer.logger",
+        "false",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--test_after_fit",
+        "false",
+    ]
     return TrickbenchCLI(args=args, run=False)
 
 
@@ -170,8 +186,12 @@ def test_fragment_changes_airbench_and_fits(fragment, base_clis, fake_cifar, tmp
     extra: tuple[str, ...] = ()
     if fragment == "kd":  # what the ablation harness does: point the fragment at a trained teacher
         torch.save(AirbenchNet(widths=[16, 32, 32]).state_dict(), tmp_path / "teacher.pt")
-        extra = ("--trainer.callbacks.init_args.teacher_checkpoint", str(tmp_path / "teacher.pt"),
-                 "--trainer.callbacks.init_args.teacher", json.dumps(SMALL_TEACHER))  # fmt: skip
+        extra = (
+            "--trainer.callbacks.init_args.teacher_checkpoint",
+            str(tmp_path / "teacher.pt"),
+            "--trainer.callbacks.init_args.teacher",
+            json.dumps(SMALL_TEACHER),
+        )
     assert not CLAIMS[fragment](base_clis["airbench"])
     cli = build("airbench", fragment, fake_cifar, tmp_path / "run", extra)
     assert CLAIMS[fragment](cli)

@@ -130,9 +130,13 @@ def test_classifier_smooths_hard_and_mixed_targets(soft):
     identity = torch.nn.Linear(C, C)  # logits = the input exactly, with parameters for the optimizer
     torch.nn.init.eye_(identity.weight)
     torch.nn.init.zeros_(identity.bias)
-    model = Classifier(identity, num_classes=C, label_smoothing=eps,
-                       optimizer=lambda p: torch.optim.SGD(p, lr=0.0),
-                       batch_mix=_FixedMix(mixed) if soft else None)  # fmt: skip
+    model = Classifier(
+        identity,
+        num_classes=C,
+        label_smoothing=eps,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.0),
+        batch_mix=_FixedMix(mixed) if soft else None,
+    )
     expect = -(((1 - eps) * target + eps / C) * logits.log_softmax(1)).sum(1).mean().item()
     assert _training_loss(model, logits, y) == pytest.approx(expect, rel=1e-6)
     without = -(target * logits.log_softmax(1)).sum(1).mean().item()

@@ -35,7 +35,8 @@ def test_nets_use_linear_depth_rule(net_cls, blocks):
 
 
 @pytest.mark.parametrize(
-    "schedule,expect", [("constant", [0.2] * 5), ("linear_up", [0, 0.05, 0.1, 0.15, 0.2]), ("linear_down", [0.2, 0.15, 0.1, 0.05, 0])]
+    "schedule,expect",
+    [("constant", [0.2] * 5), ("linear_up", [0, 0.05, 0.1, 0.15, 0.2]), ("linear_down", [0.2, 0.15, 0.1, 0.05, 0])],
 )
 def test_callback_sets_rate_each_epoch(schedule, expect):
     class Net(nn.Module):  # two DropPath blocks at relative depths 0.5 and 1
@@ -53,7 +54,9 @@ def test_callback_sets_rate_each_epoch(schedule, expect):
             seen.append((float(pl_module.net.d1.p), float(pl_module.net.d2.p)))
 
     model = Classifier(Net(), num_classes=3, optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
-    cpu_trainer([Probe(base_rate=0.2, schedule=schedule)], max_epochs=5, limit_train_batches=1).fit(model, tiny_loader())
+    cpu_trainer([Probe(base_rate=0.2, schedule=schedule)], max_epochs=5, limit_train_batches=1).fit(
+        model, tiny_loader()
+    )
     assert [d2 for _, d2 in seen] == pytest.approx(expect)
     assert [d1 for d1, _ in seen] == pytest.approx([e / 2 for e in expect])
 

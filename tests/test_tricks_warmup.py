@@ -45,7 +45,8 @@ def test_warmup_times_cosine():
     expect = [LR * (1 + math.cos(math.pi * s / 8)) / 2 * warmup_factor(s, N) for s in range(8)]
     assert lrs == pytest.approx(expect, rel=1e-6)
     assert run_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=8), 8, None) == pytest.approx(
-        [LR * (1 + math.cos(math.pi * s / 8)) / 2 for s in range(8)], rel=1e-6)  # fmt: skip
+        [LR * (1 + math.cos(math.pi * s / 8)) / 2 for s in range(8)], rel=1e-6
+    )
 
 
 def test_warmup_times_onecycle():
@@ -64,8 +65,12 @@ def test_warmup_times_onecycle():
 
 def test_warmup_times_epoch_steplr():
     # StepLR stepped per epoch (4 optimizer steps): halves the LR after every epoch; warmup is per step.
-    lrs = run_lrs(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5), 12, LRWarmup(warmup_steps=6),
-                  interval="epoch")  # fmt: skip
+    lrs = run_lrs(
+        lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5),
+        12,
+        LRWarmup(warmup_steps=6),
+        interval="epoch",
+    )
     assert lrs == pytest.approx([LR * 0.5 ** (s // 4) * warmup_factor(s, 6) for s in range(12)], rel=1e-6)
 
 
@@ -82,7 +87,8 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert state["warmup_n"] == 3 and state["inner"]["last_epoch"] == 3
     resumed = LRRecorder()
     cpu_trainer([LRWarmup(warmup_steps=5), resumed], max_steps=10).fit(
-        tiny_classifier(LR, cosine), tiny_loader(), ckpt_path=tmp_path / "mid.ckpt")  # fmt: skip
+        tiny_classifier(LR, cosine), tiny_loader(), ckpt_path=tmp_path / "mid.ckpt"
+    )
     assert rec.lrs + resumed.lrs == pytest.approx(full, rel=1e-6)
 
 

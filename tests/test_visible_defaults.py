@@ -9,11 +9,15 @@ import pytest
 import torch
 import yaml
 
-from trickbench.lightning_cli import main
 from tests.conftest import fit_smoke
+from trickbench.lightning_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CALLBACKS = ["trickbench.callbacks.ExactResume", "trickbench.callbacks.FiniteLossGuard", "trickbench.callbacks.LastCheckpoint"]
+DEFAULT_CALLBACKS = [
+    "trickbench.callbacks.ExactResume",
+    "trickbench.callbacks.FiniteLossGuard",
+    "trickbench.callbacks.LastCheckpoint",
+]
 
 
 def callback_paths(run: Path) -> list[str]:
@@ -23,8 +27,15 @@ def callback_paths(run: Path) -> list[str]:
 def test_saved_config_reproduces_the_run_bit_for_bit(fake_mnist: Path, tmp_path: Path) -> None:
     first, again = tmp_path / "first", tmp_path / "again"
     # dropout + mixup draw from the global RNG every batch: ExactResume's reseed must be in config.yaml for this
-    fit_smoke("configs/mnist_cnn.yaml", fake_mnist, first, "--config", "configs/tricks/mixup.yaml",
-              "--trainer.max_epochs", "2")  # fmt: skip
+    fit_smoke(
+        "configs/mnist_cnn.yaml",
+        fake_mnist,
+        first,
+        "--config",
+        "configs/tricks/mixup.yaml",
+        "--trainer.max_epochs",
+        "2",
+    )
     cfg = yaml.safe_load((first / "config.yaml").read_text())
     assert callback_paths(first)[:3] == DEFAULT_CALLBACKS
     assert cfg["trainer"]["plugins"] == [{"class_path": "trickbench.callbacks.AtomicCheckpointIO"}]
@@ -43,21 +54,35 @@ def test_saved_config_reproduces_the_run_bit_for_bit(fake_mnist: Path, tmp_path:
     assert sorted(p.name for p in (first / "checkpoints").iterdir()) == ["last.ckpt"]  # one checkpoint per run
 
 
-def test_a_config_that_replaces_the_callback_list_keeps_the_guarantees(fake_mnist: Path, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_a_config_that_replaces_the_callback_list_keeps_the_guarantees(
+    fake_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     recipe = tmp_path / "replaces.yaml"
-    recipe.write_text("trainer:\n  callbacks:\n    - class_path: callbacks.LRWarmup\n      init_args: {warmup_steps: 2}\n")
+    recipe.write_text(
+        "trainer:\n  callbacks:\n    - class_path: callbacks.LRWarmup\n      init_args: {warmup_steps: 2}\n"
+    )
     run = tmp_path / "run"
     fit_smoke("configs/mnist_cnn.yaml", fake_mnist, run, "--config", str(recipe))
-    assert callback_paths(run) == ["trickbench.callbacks.LRWarmup", *DEFAULT_CALLBACKS, "trickbench.callbacks.PlainProgress"]
+    assert callback_paths(run) == [
+        "trickbench.callbacks.LRWarmup",
+        *DEFAULT_CALLBACKS,
+        "trickbench.callbacks.PlainProgress",
+    ]
     note = capsys.readouterr().err
     assert "added back" in note and "ExactResume, FiniteLossGuard, LastCheckpoint" in note
 
 
 def test_a_configured_model_checkpoint_replaces_last_checkpoint(fake_mnist: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    fit_smoke("configs/mnist_cnn.yaml", fake_mnist, run, "--config", "configs/trainer/keep_epoch_checkpoints.yaml",
-              "--trainer.max_epochs", "2")  # fmt: skip
+    fit_smoke(
+        "configs/mnist_cnn.yaml",
+        fake_mnist,
+        run,
+        "--config",
+        "configs/trainer/keep_epoch_checkpoints.yaml",
+        "--trainer.max_epochs",
+        "2",
+    )
     paths = callback_paths(run)
     assert "trickbench.callbacks.LastCheckpoint" not in paths and "lightning.pytorch.callbacks.ModelCheckpoint" in paths
     names = sorted(p.name for p in (run / "checkpoints").iterdir())

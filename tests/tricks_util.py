@@ -16,7 +16,9 @@ from trickbench.lightning_modules.nets import MLP
 def tiny_classifier(lr: float = 0.5, scheduler: Callable | None = None, **kwargs: Any) -> Classifier:
     torch.manual_seed(0)
     net = MLP(input_dim=4, hidden_dims=[8], output_dim=3)
-    return Classifier(net, num_classes=3, optimizer=lambda p: torch.optim.SGD(p, lr=lr), lr_scheduler=scheduler, **kwargs)
+    return Classifier(
+        net, num_classes=3, optimizer=lambda p: torch.optim.SGD(p, lr=lr), lr_scheduler=scheduler, **kwargs
+    )
 
 
 def tiny_loader(n: int = 32, batch_size: int = 8, dim: int = 4, classes: int = 3) -> DataLoader:
@@ -26,9 +28,17 @@ def tiny_loader(n: int = 32, batch_size: int = 8, dim: int = 4, classes: int = 3
 
 
 def cpu_trainer(callbacks: list[Callback], **kwargs: Any) -> Trainer:
-    opts: dict[str, Any] = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
-                            "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0,
-                            "limit_val_batches": 0, "log_every_n_steps": 1}  # fmt: skip
+    opts: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+        "log_every_n_steps": 1,
+    }
     return Trainer(callbacks=callbacks, **{**opts, **kwargs})
 
 

@@ -55,6 +55,9 @@ def upgrade_config_file(path: str) -> str:
     new = upgrade_config_text(text)
     if new is None:
         return path
-    print(f"note: {path} names classes by their paths before trickbench 0.2 (e.g. callbacks.EMA); "
-          "read as trickbench.* (trickbench/aliases.py)", file=sys.stderr)  # fmt: skip
+    print(
+        f"note: {path} names classes by their paths before trickbench 0.2 (e.g. callbacks.EMA); "
+        "read as trickbench.* (trickbench/aliases.py)",
+        file=sys.stderr,
+    )
     return new

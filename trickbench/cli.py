@@ -30,9 +30,13 @@ TOOLS = {  # subcommand -> (module with main(argv, prog), what it does)
     "data": ("trickbench.scripts.cifar_folder", "build or verify cifar-10-batches-py/ from a folder of images"),
     "score-gan": ("trickbench.scripts.score_gan", "score a GAN run's samples with a trained classifier run"),
 }
-GROUPS = {"": "experiments", "tricks": "trick fragments (stack after a CIFAR-10 recipe)",
-          "trainer": "trainer fragments", "variants": "variants of an experiment (stack after it)",
-          "ablations": "ablation presets (trickbench ablate)"}  # fmt: skip
+GROUPS = {
+    "": "experiments",
+    "tricks": "trick fragments (stack after a CIFAR-10 recipe)",
+    "trainer": "trainer fragments",
+    "variants": "variants of an experiment (stack after it)",
+    "ablations": "ablation presets (trickbench ablate)",
+}
 
 
 def configs_dir() -> Path:
@@ -91,9 +95,12 @@ def resolve_args(argv: list[str]) -> list[str]:
 
 def overview(prog: str = "trickbench") -> str:
     configs = shipped()
-    lines = [f"usage: {prog} {{{','.join(SUBCOMMANDS)}}} --config NAME|FILE [--config ...] [--key value ...]",
-             f"       {prog} {{{','.join(TOOLS)}}} ... (each with --help)", "",
-             "subcommands (each takes --help for its arguments):"]  # fmt: skip
+    lines = [
+        f"usage: {prog} {{{','.join(SUBCOMMANDS)}}} --config NAME|FILE [--config ...] [--key value ...]",
+        f"       {prog} {{{','.join(TOOLS)}}} ... (each with --help)",
+        "",
+        "subcommands (each takes --help for its arguments):",
+    ]
     lines += [f"  {name:<10}{text}" for name, text in SUBCOMMANDS.items()]
     lines += [f"  {name:<10}{text}" for name, (_, text) in TOOLS.items()]
     for group, title in GROUPS.items():
@@ -101,8 +108,11 @@ def overview(prog: str = "trickbench") -> str:
         if names:
             width = max(len(n) for n in names) + 2
             lines += ["", f"{title}:"] + [f"  {n:<{width}}{describe(configs[n], 110 - width)}" for n in names]
-    lines += ["", "Configs stack left to right; a name is a file under configs/ (e.g. --config tricks/ema).",
-              "Docs: docs/README.md (running, tricks, ablations, results, guarantees)."]  # fmt: skip
+    lines += [
+        "",
+        "Configs stack left to right; a name is a file under configs/ (e.g. --config tricks/ema).",
+        "Docs: docs/ in the repository (running, tricks, ablations, results, guarantees).",
+    ]
     return "\n".join(lines)
 
 

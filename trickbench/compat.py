@@ -5,22 +5,21 @@ Lightning has no public API for; `check(trainer)` runs at the start of every fit
 an unmarked test (tests/test_compat.py), so a Lightning release that renames or removes one of them stops a
 run with an error naming it instead of silently changing what a run does.
 
-| internal                                             | used for                                       | public equivalent      |
-|------------------------------------------------------|------------------------------------------------|------------------------|
-| `fit_loop.epoch_loop.batch_progress.total.completed`,| batch number for per-batch RNG streams and the  | none: `global_step`    |
-|   `.current.ready`                                   | mid-epoch loader position (`batch_index`,       | counts optimizer steps |
-|                                                      | `epoch_batches_taken`)                          | (differs under         |
-|                                                      |                                                 | accumulation, GANs)    |
-| `fit_loop._combined_loader_states_to_load`,          | apply the checkpoint's train-loader state that  | none (Lightning issue  |
-|   `_combined_loader`, `_load_combined_loader_states`,| Lightning leaves unapplied when the loader was  | #20550; PR #21765)     |
-|   `_data_fetcher`                                    | built early (`restore_pending_loader_state`)    |                        |
-| `fit_loop.setup_data()`                              | train-loader length inside `on_fit_start`        | `num_training_batches` |
-|                                                      | (`train_batches`)                               | is set only later      |
-| `strategy.lr_scheduler_configs` (mutated)            | LRWarmup wraps the configured schedulers        | none                   |
-| logger `lightning.pytorch.utilities.rank_zero`       | `quiet_lightning`: drop the "💡 Tip:" adverts   | none (no option)       |
-|                                                      | (litlogger / litmodels) from every run          |                        |
-| CSV `ExperimentWriter.metrics_keys`,                 | `ResumableCSVLogger` writes back a resumed run's| none (the writer       |
-|   `.metrics_file_path` (checked where used)          | earlier rows and their header (csv_log.py)      | deletes the file)      |
+Internal -> what it is used for -> public equivalent:
+
+- `fit_loop.epoch_loop.batch_progress.total.completed`, `.current.ready` -> the batch number for per-batch RNG
+  streams and the mid-epoch loader position (`batch_index`, `epoch_batches_taken`) -> none: `global_step` counts
+  optimizer steps (differs under accumulation, GANs).
+- `fit_loop._combined_loader_states_to_load`, `_combined_loader`, `_load_combined_loader_states`,
+  `_data_fetcher` -> apply the checkpoint's train-loader state that Lightning leaves unapplied when the loader
+  was built early (`restore_pending_loader_state`) -> none (Lightning issue #20550; PR #21765).
+- `fit_loop.setup_data()` -> the train-loader length inside `on_fit_start` (`train_batches`) ->
+  `num_training_batches` is set only later.
+- `strategy.lr_scheduler_configs` (mutated) -> LRWarmup wraps the configured schedulers -> none.
+- logger `lightning.pytorch.utilities.rank_zero` -> `quiet_lightning`: drop the "Tip:" adverts (litlogger /
+  litmodels) from every run -> none (no option).
+- CSV `ExperimentWriter.metrics_keys`, `.metrics_file_path` (checked where used) -> `ResumableCSVLogger` writes
+  back a resumed run's earlier rows and their header (csv_log.py) -> none (the writer deletes the file).
 
 Replaced by public API (kept here as the record): `LightningCLI._instantiate_trainer` (now the public
 `instantiate_trainer`), `trainer._logger_connector.should_update_logs` (now `trainer.global_step` and
@@ -133,7 +132,9 @@ def quiet_lightning() -> None:
     logger = logging.getLogger(RANK_ZERO_LOGGER)
     if not any(isinstance(f, _DropTips) for f in logger.filters):
         logger.addFilter(_DropTips())
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
     warnings.filterwarnings("ignore", message="The dirpath has changed from")
     if "SLURM_JOB_ID" not in os.environ:
         warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")

@@ -59,8 +59,10 @@ class ResumableCSVLogger(CSVLogger):
         if rows:
             keys, target = getattr(writer, "metrics_keys", None), getattr(writer, "metrics_file_path", None)
             if not isinstance(keys, list) or target is None or Path(target) != path:
-                raise LightningCompatError("Lightning's CSV ExperimentWriter no longer has `metrics_keys` / "
-                                           "`metrics_file_path` (trickbench/csv_log.py relies on them)")  # fmt: skip
+                raise LightningCompatError(
+                    "Lightning's CSV ExperimentWriter no longer has `metrics_keys` / "
+                    "`metrics_file_path` (trickbench/csv_log.py relies on them)"
+                )
             buf = io.StringIO()  # rows end in "\r\n", csv's default, as Lightning's writer ends them
             out = csv.DictWriter(buf, fieldnames=header, lineterminator="\r\n")
             out.writeheader()

@@ -3,7 +3,7 @@
 LightningCLI with three additions: every run gets a run directory (resolved config,
 checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the final weights
 (`--test_after_fit false` to skip), and W&B falls back to offline mode when no API key is set.
-Reliability defaults (README, "Guarantees"): checkpoints are written atomically, global RNGs are
+Reliability defaults (docs/guarantees.md): checkpoints are written atomically, global RNGs are
 reseeded per batch from (seed, rank, batch) so a resumed run is bitwise the uninterrupted one, a
 NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the same W&B run.
 """
@@ -30,6 +30,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from trickbench import compat
 from trickbench.callbacks.run_dir import (
     RunDirError,
     RunLock,
@@ -37,12 +38,11 @@ from trickbench.callbacks.run_dir import (
     empty_dir,
     eval_dir,
     holds_run,
-    process_start_time,  # fmt: skip
+    process_start_time,
     provenance,
 )
 from trickbench.callbacks.run_record import RunRecord, RunRecordError, load_record
 from trickbench.callbacks.signal_gate import SignalGate
-from trickbench import compat
 from trickbench.cli import configs_dir, resolve_args
 from trickbench.csv_log import ResumableCSVLogger
 from trickbench.datamodules.integrity import DatasetError
@@ -78,8 +78,10 @@ class RunDirConfig(SaveConfigCallback):
             params = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
             dm = trainer.datamodule
             record = next(c for c in trainer.callbacks if isinstance(c, RunRecord))  # provenance computed once
-            params["provenance"] = {**record.record["provenance"],
-                                    "data_fingerprint": getattr(dm, "fingerprint", "") if dm else ""}  # fmt: skip
+            params["provenance"] = {
+                **record.record["provenance"],
+                "data_fingerprint": getattr(dm, "fingerprint", "") if dm else "",
+            }
             for logger in trainer.loggers:
                 logger.log_hyperparams(params)
         self.already_saved = True
@@ -132,8 +134,11 @@ class TrickbenchCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=RunDirConfig,
             parser_class=TrickbenchParser,
-            parser_kwargs=({sub: {"default_config_files": [str(DEFAULTS_YAML)]} for sub in ("fit", "validate", "test", "predict")}
-                           if run else {"default_config_files": [str(DEFAULTS_YAML)]}),  # fmt: skip
+            parser_kwargs=(
+                {sub: {"default_config_files": [str(DEFAULTS_YAML)]} for sub in ("fit", "validate", "test", "predict")}
+                if run
+                else {"default_config_files": [str(DEFAULTS_YAML)]}
+            ),
             auto_configure_optimizers=False,  # modules own configure_optimizers (param groups, schedules)
             args=args,
             run=run,
@@ -141,11 +146,19 @@ class TrickbenchCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--run_dir", type=str | None, default=None,
-                            help="Run directory (default runs/<time>-<random>); test/validate of an existing run "
-                                 "write into <run_dir>/eval/<subcommand>-<time>/")  # fmt: skip
-        parser.add_argument("--overwrite", type=bool, default=False,
-                            help="fit into a run directory that holds a run: delete its contents first")
+        parser.add_argument(
+            "--run_dir",
+            type=str | None,
+            default=None,
+            help="Run directory (default runs/<time>-<random>); test/validate of an existing run "
+            "write into <run_dir>/eval/<subcommand>-<time>/",
+        )
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="fit into a run directory that holds a run: delete its contents first",
+        )
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the final weights after fit")
         parser.add_argument("--wandb.project", type=str, default="trickbench")
         parser.add_argument("--wandb.group", type=str | None, default=None, help="W&B group (ablation name)")
@@ -170,8 +183,11 @@ class TrickbenchCLI(LightningCLI):
         cfg = self._cfg()
         added = resolve_trainer_defaults(cfg.trainer)
         if added and rank_zero_only.rank == 0:
-            print(f"note: trainer.callbacks/plugins replaced the defaults of configs/trainer/default.yaml; added "
-                  f"back (config.yaml lists them): {', '.join(added)}", file=sys.stderr)  # fmt: skip
+            print(
+                f"note: trainer.callbacks/plugins replaced the defaults of configs/trainer/default.yaml; added "
+                f"back (config.yaml lists them): {', '.join(added)}",
+                file=sys.stderr,
+            )
         if getattr(self, "_ckpt_path", None) is not None:
             cfg.ckpt_path = self._ckpt_path
         if self.subcommand is None:  # run=False: classes are built, nothing runs or writes; no lock
@@ -250,17 +266,27 @@ class TrickbenchCLI(LightningCLI):
             # WANDB_MODE=disabled: no WandbLogger at all. A disabled one still imports wandb and starts a dummy
             # run (~0.5 s CPU per process, measured on this 2-core Xeon) and logs nowhere.
             if wandb_mode() != "disabled":
-                kwargs["logger"].append(WandbLogger(
-                    project=wb.project, group=wb.group, tags=list(wb.tags) or None, name=wb.name or run_dir.name,
-                    save_dir=str(run_dir), mode=wandb_mode(), id=self._wandb_run_id(run_dir), resume="allow",
-                ))  # fmt: skip
+                kwargs["logger"].append(
+                    WandbLogger(
+                        project=wb.project,
+                        group=wb.group,
+                        tags=list(wb.tags) or None,
+                        name=wb.name or run_dir.name,
+                        save_dir=str(run_dir),
+                        mode=wandb_mode(),
+                        id=self._wandb_run_id(run_dir),
+                        resume="allow",
+                    )
+                )
         callbacks = trainer_cfg.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
         for c in callbacks:  # a ModelCheckpoint without a dirpath saves into the run directory
             if isinstance(c, ModelCheckpoint) and c.dirpath is None:
                 c.dirpath = str(run_dir / "checkpoints")
-        kwargs["callbacks"] = callbacks + [RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()),
-                                           SignalGate()]  # fmt: skip
+        kwargs["callbacks"] = callbacks + [
+            RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()),
+            SignalGate(),
+        ]
         return plain_summary(super().instantiate_trainer(**kwargs))
 
     def _wandb_run_id(self, run_dir: Path) -> str:
@@ -281,9 +307,6 @@ class TrickbenchCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule)
 
 
-
-
-
 def _class_of(entry: Any) -> type | None:
     """The class a parsed `class_path` entry names (None for a plain string such as a precision plugin name)."""
     path = entry.get("class_path") if hasattr(entry, "get") else None
@@ -300,8 +323,11 @@ def _spec(cls: type) -> Namespace:
     scalar = all(isinstance(p.default, (bool, int, float, str, type(None))) for p in params)
     args = Namespace(**{p.name: p.default for p in params}) if scalar else Namespace()
     parts = cls.__module__.split(".")
-    home = next(m for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1))
-                if getattr(importlib.import_module(m), cls.__name__, None) is cls)  # shortest public path  # fmt: skip
+    home = next(
+        m
+        for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        if getattr(importlib.import_module(m), cls.__name__, None) is cls
+    )  # shortest public path
     return Namespace(class_path=f"{home}.{cls.__name__}", init_args=args)
 
 
@@ -315,7 +341,9 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
     cbs = list(cbs) if isinstance(cbs, list) else [cbs]
 
     def has(kind: type | tuple[type, ...], but: type | None = None) -> bool:
-        return any((k := _class_of(c)) is not None and issubclass(k, kind) and not (but and issubclass(k, but)) for c in cbs)
+        return any(
+            (k := _class_of(c)) is not None and issubclass(k, kind) and not (but and issubclass(k, but)) for c in cbs
+        )
 
     added = [cls.__name__ for cls in (ExactResume, FiniteLossGuard) if not has(cls)]
     cbs += [_spec(cls) for cls in (ExactResume, FiniteLossGuard) if not has(cls)]
@@ -374,11 +402,16 @@ def report_hparam_differences(ckpt_path: str, model_cfg: Any) -> None:
     except Exception:  # not a Lightning checkpoint: nothing to compare; loading it later reports the problem
         return
     given = dict((model_cfg.get("init_args") or {}).items()) if hasattr(model_cfg, "get") else {}
-    diffs = [f"{k}: checkpoint {saved[k]!r} -> running {given[k]!r}" for k in sorted(saved)
-             if k in given and isinstance(saved[k], (bool, int, float, str, type(None))) and saved[k] != given[k]]  # fmt: skip
+    diffs = [
+        f"{k}: checkpoint {saved[k]!r} -> running {given[k]!r}"
+        for k in sorted(saved)
+        if k in given and isinstance(saved[k], (bool, int, float, str, type(None))) and saved[k] != given[k]
+    ]
     if diffs and rank_zero_only.rank == 0:
-        print("model arguments differ from the checkpoint's (the configured values are used):\n  "
-              + "\n  ".join(diffs), file=sys.stderr)  # fmt: skip
+        print(
+            "model arguments differ from the checkpoint's (the configured values are used):\n  " + "\n  ".join(diffs),
+            file=sys.stderr,
+        )
 
 
 def record_early_failure(cli: TrickbenchCLI | None, err: BaseException) -> None:
@@ -394,8 +427,9 @@ def record_early_failure(cli: TrickbenchCLI | None, err: BaseException) -> None:
         return
     error = error_text(err)
     record.update(status="failed", error=error)
-    record.setdefault("segments", []).append({"pid": os.getpid(), "exit": f"failed: {error[:200]}",
-                                              "fit_seconds": 0.0, "wall_seconds": 0.0})  # fmt: skip
+    record.setdefault("segments", []).append(
+        {"pid": os.getpid(), "exit": f"failed: {error[:200]}", "fit_seconds": 0.0, "wall_seconds": 0.0}
+    )
     atomic_write_json(path, record)
 
 
@@ -451,4 +485,3 @@ def fail(err: BaseException, line: str) -> NoReturn:
         raise err
     print(f"error: {line}", file=sys.stderr)
     sys.exit(2)
-

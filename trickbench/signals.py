@@ -5,8 +5,10 @@ handler (checkpoint, then `scontrol requeue`) only just before the training loop
 after the process started; SIGUSR1's default action ends the process, so a warning that came while the run
 was importing torch, reading data or restoring a checkpoint killed it with no record and no requeue.
 
-The entry points (`trickbench.cli.main`, `trickbench.scripts.ablation.batch`) call `hold()` first: a blocked signal stays
-pending, neither lost nor fatal. `trickbench.callbacks.SignalGate`, which the CLI adds to every Trainer, calls `release()`
+The entry points (`trickbench.cli.main`, `trickbench.scripts.ablation.batch`) call `hold()` first: a blocked signal
+stays
+pending, neither lost nor fatal. `trickbench.callbacks.SignalGate`, which the CLI adds to every Trainer, calls
+`release()`
 from the hooks that run after the Trainer registered its handlers, and the pending warning is handled then.
 The hold lasts for the rest of the process (these are process entry points): code that calls `trickbench.cli.main`
 in-process, rather than `trickbench.main`, keeps USR1 blocked afterwards unless it calls `release()`.

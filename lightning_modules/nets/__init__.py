@@ -6,4 +6,14 @@ from trickbench.lightning_modules.nets.generative import ConvDecoder, ConvEncode
 from trickbench.lightning_modules.nets.mlp import MLP
 from trickbench.lightning_modules.nets.resnet import CifarResNet, PreActResNet18, ResNet18, ResNet20
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "AirbenchNet", "CifarResNet", "PreActResNet18", "ResNet18", "ResNet20", "SmallCNN"]
+__all__ = [
+    "MLP",
+    "ConvDecoder",
+    "ConvEncoder",
+    "AirbenchNet",
+    "CifarResNet",
+    "PreActResNet18",
+    "ResNet18",
+    "ResNet20",
+    "SmallCNN",
+]

@@ -26,8 +26,9 @@ HeadPool = Literal["global_max", "max3"]
 
 
 class ConvGroup(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, norm: Norm, ws: bool, init: Init, drop: DropPath | None,
-                 norm_kwargs: dict) -> None:  # fmt: skip
+    def __init__(
+        self, in_ch: int, out_ch: int, norm: Norm, ws: bool, init: Init, drop: DropPath | None, norm_kwargs: dict
+    ) -> None:
         super().__init__()
         self.conv1, self.pool = conv(in_ch, out_ch, 3, weight_std=ws, init=init), nn.MaxPool2d(2)
         self.norm1 = norm_layer(out_ch, norm, **norm_kwargs)
@@ -97,8 +98,9 @@ class AirbenchNet(nn.Module):
         # (the mean-luminance filter's own mean is most of it, so standardizing leaves noise; the 1/sqrt(eigenvalue)
         # scaling is divided away), so `weight_std` applies to the learned convs only.
         stem_ws = weight_std and not whiten_stem
-        self.stem = nn.Sequential(conv(3, stem_width, 2, padding=0, bias=True, weight_std=stem_ws, init=init),
-                                  nn.GELU())  # fmt: skip
+        self.stem = nn.Sequential(
+            conv(3, stem_width, 2, padding=0, bias=True, weight_std=stem_ws, init=init), nn.GELU()
+        )
         if whiten_stem:
             self.stem[0].weight.requires_grad_(False)
             # Set by PatchWhitening once the stem holds the data's whitening filters (saved in checkpoints).

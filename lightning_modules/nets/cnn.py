@@ -19,19 +19,26 @@ class SmallCNN(nn.Module):
         dropout: dropout after the pool (twice this after the hidden layer)
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, hidden: int = 128,
-                 dropout: float = 0.25) -> None:  # fmt: skip
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, width: int = 32, hidden: int = 128, dropout: float = 0.25
+    ) -> None:
         super().__init__()
         check_range("SmallCNN", "dropout", dropout, 0.0, 0.5, high_open=True)  # the head drops 2 * dropout
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3), nn.ReLU(inplace=True),
-            nn.Conv2d(width, 2 * width, 3), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2), nn.Dropout(dropout), nn.Flatten(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, width, 3),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2 * width, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Flatten(),
+        )
         self.head = nn.Sequential(
-            nn.Linear(2 * width * 12 * 12, hidden), nn.ReLU(inplace=True), nn.Dropout(2 * dropout),
+            nn.Linear(2 * width * 12 * 12, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(2 * dropout),
             nn.Linear(hidden, num_classes),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

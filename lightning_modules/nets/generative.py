@@ -48,8 +48,14 @@ class ConvEncoder(nn.Module):
         norm: "bn", "none" or "spectral" (spectral normalisation)
     """
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 32, output_dim: int = 40,
-                 norm: Literal["bn", "none", "spectral"] = "bn") -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        width: int = 32,
+        output_dim: int = 40,
+        norm: Literal["bn", "none", "spectral"] = "bn",
+    ) -> None:
         super().__init__()
         stages, side = downsample_plan(image_size)
         layers: list[nn.Module] = []
@@ -78,16 +84,24 @@ class ConvDecoder(nn.Module):
         norm: "bn" or "none"
     """
 
-    def __init__(self, input_dim: int = 20, out_channels: int = 1, image_size: int = 28, width: int = 32,
-                 norm: Literal["bn", "none"] = "bn") -> None:  # fmt: skip
+    def __init__(
+        self,
+        input_dim: int = 20,
+        out_channels: int = 1,
+        image_size: int = 28,
+        width: int = 32,
+        norm: Literal["bn", "none"] = "bn",
+    ) -> None:
         super().__init__()
         stages, side = downsample_plan(image_size)
         c_in = width * 2 ** (stages - 1)
         self.side, self.c_in = side, c_in
         self.project = nn.Sequential(
             nn.Linear(input_dim, c_in * side * side, bias=norm == "none"),
-            nn.Unflatten(1, (c_in, side, side)), _norm(norm, c_in), nn.ReLU(inplace=True),
-        )  # fmt: skip
+            nn.Unflatten(1, (c_in, side, side)),
+            _norm(norm, c_in),
+            nn.ReLU(inplace=True),
+        )
         layers: list[nn.Module] = []
         for i in reversed(range(stages)):
             last = i == 0

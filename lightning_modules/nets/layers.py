@@ -15,8 +15,16 @@ Init = Literal["default", "dirac"]
 GN_CHANNELS_PER_GROUP = 16  # Wu & He (2018), Table 3b: 16 channels per group is as good as 32 groups
 
 
-def conv(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
-         bias: bool = False, weight_std: bool = False, init: Init = "default") -> nn.Conv2d:  # fmt: skip
+def conv(
+    in_ch: int,
+    out_ch: int,
+    kernel: int = 3,
+    stride: int = 1,
+    padding: int | None = None,
+    bias: bool = False,
+    weight_std: bool = False,
+    init: Init = "default",
+) -> nn.Conv2d:
     """A conv (weight-standardized with `weight_std`). `init="dirac"`: torch's default init, then the first
     `in_ch` filters set to identities (`nn.init.dirac_`) and the bias to zero, as in airbench94."""
     cls = WSConv2d if weight_std else nn.Conv2d
@@ -41,8 +49,9 @@ def gn_groups(channels: int, channels_per_group: int = GN_CHANNELS_PER_GROUP) ->
     return g
 
 
-def norm_layer(channels: int, norm: Norm = "bn", eps: float = 1e-5, momentum: float = 0.1,
-               train_weight: bool = True) -> nn.Module:  # fmt: skip
+def norm_layer(
+    channels: int, norm: Norm = "bn", eps: float = 1e-5, momentum: float = 0.1, train_weight: bool = True
+) -> nn.Module:
     """BatchNorm2d (eps, momentum in torch's convention: new = (1 - m) * old + m * batch), or GroupNorm
     with `gn_groups(channels)` groups. `train_weight=False` freezes the scale at 1 (airbench94)."""
     if norm == "bn":

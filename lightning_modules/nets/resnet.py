@@ -38,8 +38,9 @@ class BasicBlock(nn.Module):
     """conv-norm-relu-conv-norm + shortcut (He et al., 2016): where the shape changes, option "A"
     (subsample + zero channels, no parameters) or "B" (1x1 conv + norm projection)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, drop: DropPath, norm: Norm, ws: bool,
-                 shortcut: Shortcut = "B") -> None:  # fmt: skip
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, drop: DropPath, norm: Norm, ws: bool, shortcut: Shortcut = "B"
+    ) -> None:
         super().__init__()
         self.conv1, self.bn1 = conv(in_ch, out_ch, 3, stride, weight_std=ws), norm_layer(out_ch, norm)
         self.conv2, self.bn2 = conv(out_ch, out_ch, 3, 1, weight_std=ws), norm_layer(out_ch, norm)
@@ -62,8 +63,9 @@ class BasicBlock(nn.Module):
 class PreActBlock(nn.Module):
     """norm-relu-conv-norm-relu-conv + identity (He et al., 2016b)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, drop: DropPath, norm: Norm, ws: bool,
-                 shortcut: Shortcut = "B") -> None:  # fmt: skip
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, drop: DropPath, norm: Norm, ws: bool, shortcut: Shortcut = "B"
+    ) -> None:
         super().__init__()
         if shortcut != "B":
             raise ValueError("PreActResNet18 uses projection shortcuts only (shortcut: B)")
@@ -149,8 +151,9 @@ class ResNet18(CifarResNet):
         drop_path_rate: stochastic-depth rate of the last block (linear in depth over the blocks); 0 is off and free
     """
 
-    def __init__(self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False,
-                 drop_path_rate: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False, drop_path_rate: float = 0.0
+    ) -> None:
         super().__init__([2, 2, 2, 2], [64, 128, 256, 512], False, num_classes, 3, norm, weight_std, drop_path_rate)
 
 
@@ -164,8 +167,9 @@ class PreActResNet18(CifarResNet):
         drop_path_rate: stochastic-depth rate of the last block (linear in depth over the blocks); 0 is off and free
     """
 
-    def __init__(self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False,
-                 drop_path_rate: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False, drop_path_rate: float = 0.0
+    ) -> None:
         super().__init__([2, 2, 2, 2], [64, 128, 256, 512], True, num_classes, 3, norm, weight_std, drop_path_rate)
 
 
@@ -181,6 +185,12 @@ class ResNet20(CifarResNet):
         shortcut: "A" (parameter-free, the paper's) or "B" (1x1-conv projections) where the shape changes
     """
 
-    def __init__(self, num_classes: int = 10, norm: Norm = "bn", weight_std: bool = False,
-                 drop_path_rate: float = 0.0, shortcut: Shortcut = "A") -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int = 10,
+        norm: Norm = "bn",
+        weight_std: bool = False,
+        drop_path_rate: float = 0.0,
+        shortcut: Shortcut = "A",
+    ) -> None:
         super().__init__([3, 3, 3], [16, 32, 64], False, num_classes, 3, norm, weight_std, drop_path_rate, shortcut)

@@ -7,8 +7,16 @@ from __future__ import annotations
 import math
 
 
-def check_range(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0, *,
-                low_open: bool = False, high_open: bool = False) -> float:  # fmt: skip
+def check_range(
+    owner: str,
+    name: str,
+    value: float,
+    low: float = 0.0,
+    high: float = 1.0,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """Return `value` if it lies in the interval, else raise ValueError naming `owner name` and the range."""
     try:
         v = float(value)

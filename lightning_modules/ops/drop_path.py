@@ -24,7 +24,7 @@ def drop_path(x: torch.Tensor, p: float | torch.Tensor, training: bool) -> torch
     return x * mask / torch.clamp(torch.as_tensor(keep, device=x.device, dtype=x.dtype), min=1e-6)
 
 
-def _sync_active(module: "DropPath", _incompatible_keys: object) -> None:
+def _sync_active(module: DropPath, _incompatible_keys: object) -> None:
     module.active = bool(module.p > 0)  # a loaded checkpoint's rate decides, not the constructor's
 
 

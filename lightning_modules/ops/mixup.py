@@ -48,8 +48,9 @@ def box_mask(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return ((rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1))[:, None]
 
 
-def mix_per_sample(x: torch.Tensor, soft: torch.Tensor, mixup_alpha: float, cutmix_alpha: float,
-                   prob: float, switch_prob: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def mix_per_sample(
+    x: torch.Tensor, soft: torch.Tensor, mixup_alpha: float, cutmix_alpha: float, prob: float, switch_prob: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample lambda: each sample independently is left alone (1 - prob), cut-mixed
     (prob * switch_prob) or mixed up (the rest). Pairs sample i with sample i - 1."""
     n, dev = x.shape[0], x.device
@@ -87,8 +88,15 @@ class MixupCutmix:
         per_sample: one lambda and one apply/switch decision per sample instead of per batch
     """
 
-    def __init__(self, num_classes: int = 10, mixup_alpha: float = 0.2, cutmix_alpha: float = 0.0,
-                 prob: float = 1.0, switch_prob: float = 0.5, per_sample: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int = 10,
+        mixup_alpha: float = 0.2,
+        cutmix_alpha: float = 0.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        per_sample: bool = False,
+    ) -> None:
         if mixup_alpha < 0 or cutmix_alpha < 0 or mixup_alpha == cutmix_alpha == 0:
             raise ValueError(
                 f"MixupCutmix needs mixup_alpha > 0 and/or cutmix_alpha > 0 (both >= 0), got "
@@ -113,5 +121,7 @@ class MixupCutmix:
         return (self.cutmix if use_cut else self.mixup)(x, soft)
 
     def __repr__(self) -> str:
-        return (f"MixupCutmix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, prob={self.prob}, "
-                f"switch_prob={self.switch_prob}, per_sample={self.per_sample})")  # fmt: skip
+        return (
+            f"MixupCutmix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, prob={self.prob}, "
+            f"switch_prob={self.switch_prob}, per_sample={self.per_sample})"
+        )

@@ -23,8 +23,10 @@ def param_groups(model: nn.Module, no_decay_1d: bool = True, norm_lr_scale: floa
     norm = norm_parameters(model) if norm_lr_scale != 1.0 else set()
     groups: list[dict[str, Any]] = []
     if no_decay_1d:
-        groups += [{"params": [p for p in params if p.dim() >= 2 and id(p) not in norm]},
-                   {"params": [p for p in params if p.dim() < 2 and id(p) not in norm], "weight_decay": 0.0}]  # fmt: skip
+        groups += [
+            {"params": [p for p in params if p.dim() >= 2 and id(p) not in norm]},
+            {"params": [p for p in params if p.dim() < 2 and id(p) not in norm], "weight_decay": 0.0},
+        ]
     else:
         groups.append({"params": [p for p in params if id(p) not in norm]})
     if norm:

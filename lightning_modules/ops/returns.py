@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 
 
-def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
-                       last_value: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def discounted_returns(
+    rewards: torch.Tensor, dones: torch.Tensor, gamma: float, last_value: torch.Tensor | None = None
+) -> torch.Tensor:
     """G_t = r_t + gamma * (1 - done_t) * G_{t+1} over time (dim 0); bootstraps from `last_value` (or 0)."""
     returns = torch.zeros_like(rewards)
     future = torch.zeros_like(rewards[0]) if last_value is None else last_value
@@ -17,8 +18,9 @@ def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
     return returns
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
-        gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016), all (T, N). Returns (advantages, returns).
 
     lam = 1 gives the Monte-Carlo advantage G_t - V(s_t) (REINFORCE with a baseline); lam = 0 the TD error.

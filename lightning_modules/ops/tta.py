@@ -6,14 +6,15 @@ the same for the image shifted by one pixel up-left and down-right (reflect padd
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 
-def tta_logits(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, flip: bool = False,
-               translate: bool = False) -> torch.Tensor:  # fmt: skip
+def tta_logits(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, flip: bool = False, translate: bool = False
+) -> torch.Tensor:
     """Logits of `forward` on (N, C, H, W) images under the requested test-time views."""
 
     def views(z: torch.Tensor) -> torch.Tensor:

@@ -19,4 +19,6 @@ class WSConv2d(nn.Conv2d):
     """Conv2d that convolves with `standardize_weight(self.weight)`; pairs with GroupNorm."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, standardize_weight(self.weight), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(
+            x, standardize_weight(self.weight), self.bias, self.stride, self.padding, self.dilation, self.groups
+        )

@@ -2,7 +2,8 @@
 
     python -m trickbench.scripts.ablation.batch MANIFEST.json
 
-The manifest is a JSON list of `{"run_dir": DIR, "args": [subcommand and its arguments]}` (what `trickbench.scripts.ablate` writes).
+The manifest is a JSON list of `{"run_dir": DIR, "args": [subcommand and its arguments]}` (what
+`trickbench.scripts.ablate` writes).
 Each run is its own `trickbench.lightning_cli.main(args)` call: its own LightningCLI, Trainer, seed, W&B run and
 run lock; the process start (interpreter, imports, a compiled graph's warm caches) is shared. Output of each run
 goes to its `stdout.log`/`stderr.log` (file descriptors 1 and 2 are redirected, so C-level and logging output

@@ -63,9 +63,7 @@ class Job:
 
     @property
     def label(self) -> str:
-        return (
-            f"{PREREQ_DIR}/{self.arm}/seed{self.seed}" if self.prerequisite else f"{self.arm}/seed{self.seed}"
-        )
+        return f"{PREREQ_DIR}/{self.arm}/seed{self.seed}" if self.prerequisite else f"{self.arm}/seed{self.seed}"
 
 
 @dataclass
@@ -114,9 +112,7 @@ def _arm_spec(arm: str, spec: Any) -> dict[str, Any]:
     if spec is None or isinstance(spec, list):
         spec = {"fragments": spec or []}
     if not isinstance(spec, dict):
-        raise AblationError(
-            f"arm '{arm}': give a list of fragments or a mapping with keys {sorted(ARM_KEYS)}"
-        )
+        raise AblationError(f"arm '{arm}': give a list of fragments or a mapping with keys {sorted(ARM_KEYS)}")
     _check_keys(f"arm '{arm}'", spec, ARM_KEYS)
     return spec
 
@@ -135,20 +131,17 @@ def mentions_key(path: str | Path, key: str) -> bool:
 def _check_files(raw: dict, base: list[str], fragment_lists: dict[str, list[str]]) -> None:
     """Every config file must exist (relative to the working directory): one error listing all that don't."""
     missing = [f"  base: {p}" for p in base if not Path(p).is_file()]
-    missing += [
-        f"  {who}: {p}" for who, frags in fragment_lists.items() for p in frags if not Path(p).is_file()
-    ]
+    missing += [f"  {who}: {p}" for who, frags in fragment_lists.items() for p in frags if not Path(p).is_file()]
     if missing:
         raise AblationError(
             f"ablation '{raw.get('name')}': {len(missing)} config file(s) not found (paths are relative to "
-            f"the working directory {Path.cwd()}):\n" + "\n".join(missing) +
-            "\nCreate them, fix the paths, or run from the repository root. Nothing was run."
-        )  # fmt: skip
+            f"the working directory {Path.cwd()}):\n"
+            + "\n".join(missing)
+            + "\nCreate them, fix the paths, or run from the repository root. Nothing was run."
+        )
 
 
-def load_plan(
-    path: str | Path, runs_dir: str | Path = "runs", extra_overrides: list[str] | None = None
-) -> Plan:
+def load_plan(path: str | Path, runs_dir: str | Path = "runs", extra_overrides: list[str] | None = None) -> Plan:
     """Parse and validate an ablation file and expand it into jobs. Raises AblationError before any run."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
@@ -167,10 +160,15 @@ def load_plan(
     if not isinstance(arms_raw, dict) or not arms_raw:
         raise AblationError(f"{path}: 'arms' must map arm names to fragment lists (baseline: [])")
     root = Path(runs_dir) / name
-    plan = Plan(name, str(path), _str_list("base", raw.get("base")),
-                _str_list("overrides", raw.get("overrides")) + list(extra_overrides or []),
-                _str_list("seed_keys", raw.get("seed_keys", ["seed_everything"])), root,
-                slurm=dict(raw.get("slurm") or {}))  # fmt: skip
+    plan = Plan(
+        name,
+        str(path),
+        _str_list("base", raw.get("base")),
+        _str_list("overrides", raw.get("overrides")) + list(extra_overrides or []),
+        _str_list("seed_keys", raw.get("seed_keys", ["seed_everything"])),
+        root,
+        slurm=dict(raw.get("slurm") or {}),
+    )
     fragment_lists: dict[str, list[str]] = {}
     for pname, spec in prereq_raw.items():
         spec = _arm_spec(pname, spec) if not isinstance(spec, dict) else spec
@@ -178,9 +176,16 @@ def load_plan(
         frags = _str_list(f"prerequisite '{pname}' fragments", spec.get("fragments"))
         seed = int(spec.get("seed", seeds[0]))
         fragment_lists[f"prerequisite {pname}"] = frags
-        plan.jobs.append(Job(pname, seed, root / PREREQ_DIR / pname / f"seed{seed}", tuple(frags),
-                             tuple(_str_list(f"prerequisite '{pname}' overrides", spec.get("overrides"))),
-                             prerequisite=True))  # fmt: skip
+        plan.jobs.append(
+            Job(
+                pname,
+                seed,
+                root / PREREQ_DIR / pname / f"seed{seed}",
+                tuple(frags),
+                tuple(_str_list(f"prerequisite '{pname}' overrides", spec.get("overrides"))),
+                prerequisite=True,
+            )
+        )
     for arm, spec in arms_raw.items():
         if not isinstance(arm, str) or not NAME_RE.match(arm) or arm == PREREQ_DIR:
             raise AblationError(f"arm name {arm!r} must match {NAME_RE.pattern} and not be '{PREREQ_DIR}'")
@@ -188,28 +193,40 @@ def load_plan(
         frags = _str_list(f"arm '{arm}' fragments", spec.get("fragments"))
         teacher = spec.get("teacher")
         if teacher is not None and teacher not in prereq_raw:
-            raise AblationError(f"arm '{arm}': teacher '{teacher}' is not a prerequisite; define it under "
-                                f"'prerequisites' (have: {sorted(prereq_raw)})")  # fmt: skip
+            raise AblationError(
+                f"arm '{arm}': teacher '{teacher}' is not a prerequisite; define it under "
+                f"'prerequisites' (have: {sorted(prereq_raw)})"
+            )
         evaluates = spec.get("evaluate")
         if evaluates is not None:
             target = arms_raw.get(evaluates) if isinstance(evaluates, str) else None
             if target is None or evaluates == arm or isinstance(target, dict) and target.get("evaluate"):
-                raise AblationError(f"arm '{arm}': evaluate: {evaluates!r} must name another arm that trains "
-                                    f"(have: {sorted(a for a in arms_raw if a != arm)})")  # fmt: skip
+                raise AblationError(
+                    f"arm '{arm}': evaluate: {evaluates!r} must name another arm that trains "
+                    f"(have: {sorted(a for a in arms_raw if a != arm)})"
+                )
             if teacher is not None:
-                raise AblationError(f"arm '{arm}': a test-only arm (evaluate:) trains nothing, so it takes no "
-                                    "teacher; put the teacher on the arm it evaluates")  # fmt: skip
+                raise AblationError(
+                    f"arm '{arm}': a test-only arm (evaluate:) trains nothing, so it takes no "
+                    "teacher; put the teacher on the arm it evaluates"
+                )
         fragment_lists[f"arm {arm}"] = frags
         for seed in seeds:
-            plan.jobs.append(Job(arm, seed, root / arm / f"seed{seed}", tuple(frags),
-                                 tuple(_str_list(f"arm '{arm}' overrides", spec.get("overrides"))),
-                                 teacher=teacher, evaluates=evaluates))  # fmt: skip
+            plan.jobs.append(
+                Job(
+                    arm,
+                    seed,
+                    root / arm / f"seed{seed}",
+                    tuple(frags),
+                    tuple(_str_list(f"arm '{arm}' overrides", spec.get("overrides"))),
+                    teacher=teacher,
+                    evaluates=evaluates,
+                )
+            )
     _check_files(raw, plan.base, fragment_lists)
     for arm, spec in arms_raw.items():
         spec = _arm_spec(arm, spec)
-        if spec.get("teacher") and not any(
-            mentions_key(f, "teacher_checkpoint") for f in spec.get("fragments") or []
-        ):
+        if spec.get("teacher") and not any(mentions_key(f, "teacher_checkpoint") for f in spec.get("fragments") or []):
             raise AblationError(
                 f"arm '{arm}' names teacher '{spec['teacher']}', but none of its fragments "
                 "sets `teacher_checkpoint:`; add the distillation fragment (configs/tricks/kd.yaml)"
@@ -222,8 +239,13 @@ def prefix_length(job: Job) -> int:
     return len(TEST_CMD if job.evaluates else TRAIN_CMD)
 
 
-def command(plan: Plan, job: Job, fragments: list[str] | None = None, resume: str | None = None,
-            evaluated_fragments: list[str] | None = None) -> list[str]:  # fmt: skip
+def command(
+    plan: Plan,
+    job: Job,
+    fragments: list[str] | None = None,
+    resume: str | None = None,
+    evaluated_fragments: list[str] | None = None,
+) -> list[str]:
     """The `trickbench fit` command line of one job (`fragments` replaces the job's, e.g. generated ones).
     A test-only job (`evaluate:`): `trickbench test` of the evaluated run's final checkpoint, with that run's
     configs (`evaluated_fragments` replaces its fragments, e.g. generated ones) and then its own fragments."""
@@ -238,8 +260,12 @@ def command(plan: Plan, job: Job, fragments: list[str] | None = None, resume: st
     cmd += plan.overrides + list(job.overrides)
     cmd += [f"--{key}={job.seed}" for key in plan.seed_keys]
     tag = f"{PREREQ_DIR}/{job.arm}" if job.prerequisite else job.arm
-    cmd += [f"--run_dir={job.run_dir}", f"--wandb.group={plan.name}", f"--wandb.tags=[{tag}]",
-            f"--wandb.name={plan.name}/{job.label}"]  # fmt: skip
+    cmd += [
+        f"--run_dir={job.run_dir}",
+        f"--wandb.group={plan.name}",
+        f"--wandb.tags=[{tag}]",
+        f"--wandb.name={plan.name}/{job.label}",
+    ]
     if resume:
         cmd.append(f"--ckpt_path={resume}")
     return cmd

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from trickbench.scripts.ablation.plan import AblationError, Plan
 from trickbench.io import atomic_write_text
+from trickbench.scripts.ablation.plan import AblationError, Plan
 
 SLURM_KEYS = {"time", "cpus_per_task", "gpus_per_task", "gpus_per_node", "signal_seconds", "extra"}
 JOBS_FILE = "jobs.tsv"  # <array job id> TAB <indices> TAB <what>, one line per submitted array
@@ -60,8 +60,10 @@ def resources(plan: Plan) -> tuple[int, int]:
     devices = opts.get("gpus_per_node") or trainer_setting(plan, "devices") or 1
     ddp = "ddp" in str(trainer_setting(plan, "strategy") or "")
     if ddp and not (isinstance(devices, int) and devices > 0):
-        raise AblationError(f"ablation '{plan.name}' uses DDP with trainer.devices={devices!r}; SLURM needs a "
-                            "count: set `slurm: {gpus_per_node: N}` in the ablation file")  # fmt: skip
+        raise AblationError(
+            f"ablation '{plan.name}' uses DDP with trainer.devices={devices!r}; SLURM needs a "
+            "count: set `slurm: {gpus_per_node: N}` in the ablation file"
+        )
     procs = devices if ddp else 1
     if opts.get("gpus_per_task") is not None:
         gpus = int(opts["gpus_per_task"])
@@ -80,7 +82,15 @@ def script_text(plan: Plan, config: str, runs_dir: str, sets: list[str]) -> str:
     """The sbatch script (every path absolute, so it works from any directory); submit.sh sets --array."""
     opts = options(plan)
     procs, gpus = resources(plan)
-    task = [sys.executable, "-m", "trickbench", "ablate", str(Path(config).resolve()), "--runs-dir", str(Path(runs_dir).resolve())]
+    task = [
+        sys.executable,
+        "-m",
+        "trickbench",
+        "ablate",
+        str(Path(config).resolve()),
+        "--runs-dir",
+        str(Path(runs_dir).resolve()),
+    ]
     task += [f"--set={s}" for s in sets]
     signal = int(opts.get("signal_seconds", 90))
     lines = [
@@ -140,8 +150,9 @@ def arrays(plan: Plan) -> list[tuple[str, list[int]]]:
     free = [i for i, j in enumerate(plan.jobs) if not j.prerequisite and not j.teacher and not j.evaluates]
     dep = [i for i, j in enumerate(plan.jobs) if not j.prerequisite and j.teacher]
     ev = [i for i, j in enumerate(plan.jobs) if j.evaluates]  # test-only: after the runs they test
-    return [(w, idx) for w, idx in (("prerequisites", pre), ("arms", free), ("dependants", dep),
-                                    ("evaluations", ev)) if idx]
+    return [
+        (w, idx) for w, idx in (("prerequisites", pre), ("arms", free), ("dependants", dep), ("evaluations", ev)) if idx
+    ]
 
 
 def submit_text(plan: Plan, script: Path) -> str:
@@ -152,7 +163,9 @@ def submit_text(plan: Plan, script: Path) -> str:
     for what, idx in arrays(plan):
         dep = '--dependency="afterany:${prerequisites%%;*}" ' if what == "dependants" else ""
         if what == "evaluations":  # after every array that trains an arm
-            dep = '--dependency="afterany:' + ":".join(f"${{{w}%%;*}}" for w in submitted if w != "prerequisites") + '" '
+            dep = (
+                '--dependency="afterany:' + ":".join(f"${{{w}%%;*}}" for w in submitted if w != "prerequisites") + '" '
+            )
         submitted.append(what)
         lines.append(f"{what}=$(sbatch --parsable {dep}--array={index_ranges(idx)} {s})")
         lines.append(f'printf "%s\\t%s\\t%s\\n" "${{{what}%%;*}}" {index_ranges(idx)} {what} >> {jobs}')

@@ -28,8 +28,9 @@ def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
     if not jobs.is_file() or shutil.which("squeue") is None:
         return {}
     ids = [line.split("\t")[0] for line in jobs.read_text().splitlines() if line.strip()]
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(ids)], capture_output=True,
-                         text=True, check=False)  # fmt: skip
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(ids)], capture_output=True, text=True, check=False
+    )
     order = {job_id: n for n, job_id in enumerate(ids)}
     best: dict[int, tuple[int, str, str]] = {}
     for line in out.stdout.splitlines():
@@ -78,8 +79,15 @@ def _without_record(job: Job) -> tuple[str, str]:
     """No metrics.json: never started, or the process stopped before it had one (e.g. a bad argument is
     rejected while the classes are built): then the last line of stderr.log is the reason."""
     log = job.run_dir / "stderr.log"
-    lines = [ln for ln in log.read_text(errors="replace").splitlines()
-             if ln.strip() and not ln.startswith(("srun:", "slurmstepd"))] if log.is_file() else []  # fmt: skip
+    lines = (
+        [
+            ln
+            for ln in log.read_text(errors="replace").splitlines()
+            if ln.strip() and not ln.startswith(("srun:", "slurmstepd"))
+        ]
+        if log.is_file()
+        else []
+    )
     if not any(ln.startswith("# 20") for ln in lines):
         return "pending", "not started"
     return "failed", f"exited without a record: {lines[-1][:300]}"
@@ -92,6 +100,8 @@ def main(plan: Plan) -> int:
     for label, state, detail in rows:
         print(f"{label:{width}s}  {state:8s}  {detail}".rstrip())
     counts = Counter(state for _, state, _ in rows)
-    print(f"\n{plan.name}: " + ", ".join(f"{counts[s]} {s}" for s in ("finished", "running", "pending", "failed", "stale")
-                                       if counts[s]))  # fmt: skip
+    print(
+        f"\n{plan.name}: "
+        + ", ".join(f"{counts[s]} {s}" for s in ("finished", "running", "pending", "failed", "stale") if counts[s])
+    )
     return 1 if counts["failed"] else 0

@@ -8,7 +8,8 @@ The per-process batch is 16 under DDP and 32 in one process: the same global bat
 
 - arm "kd": MLP on MNIST-format data, knowledge distillation from a fixed MLP teacher, label
   smoothing. No randomness inside a step, so DDP must match one process up to float rounding.
-- arm "tricks": AirbenchNet with GroupNorm (per sample, so no cross-rank statistics; SyncBatchNorm is GPU-only), crop/flip/cutout, mixup/CutMix, step-scheduled
+- arm "tricks": AirbenchNet with GroupNorm (per sample, so no cross-rank statistics; SyncBatchNorm is GPU-only),
+crop/flip/cutout, mixup/CutMix, step-scheduled
   stochastic depth and warmup: randomness differs per rank by design, schedules must not.
 """
 
@@ -86,8 +87,14 @@ def run_arms(out: Path, mnist: Path, cifar: Path, teacher: Path, ddp: bool) -> N
         run = out / name
         run.mkdir(parents=True, exist_ok=True)
         cfg = run.parent / f"{name}.yaml"
-        fill = {"out": run, "teacher": teacher, "mnist": mnist, "cifar": cifar, "batch": batch,
-                "net": tiny_airbench_yaml(norm="gn")}
+        fill = {
+            "out": run,
+            "teacher": teacher,
+            "mnist": mnist,
+            "cifar": cifar,
+            "batch": batch,
+            "net": tiny_airbench_yaml(norm="gn"),
+        }
         cfg.write_text(COMMON.format(**fill) + body.format(**fill))
         main(["fit", "--config", str(cfg), "--run_dir", str(run), "--test_after_fit", "false", *placement])
 

@@ -72,11 +72,16 @@ class RecordBatches(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         drops = [round(float(m.p), 6) for m in pl_module.modules() if type(m).__name__ == "DropPath"]
         row = {
-            "step": trainer.global_step, "epoch": trainer.current_epoch, "batch_idx": batch_idx,
-            "x_sum": float(batch[0].double().sum()), "y": batch[1].tolist(), "loss": float(outputs["loss"]),
-            "lr": trainer.optimizers[0].param_groups[0]["lr"], "drop": drops,
+            "step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "batch_idx": batch_idx,
+            "x_sum": float(batch[0].double().sum()),
+            "y": batch[1].tolist(),
+            "loss": float(outputs["loss"]),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "drop": drops,
             "rng": hashlib.md5(torch.get_rng_state().numpy().tobytes()).hexdigest()[:12],  # global stream
-        }  # fmt: skip
+        }
         with open(f"{self.path}.rank{trainer.global_rank}", "a") as fh:
             fh.write(json.dumps(row) + "\n")
 
