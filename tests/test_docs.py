@@ -150,3 +150,10 @@ def test_each_trickbench_command_parses(page: str, command: str, tmp_path: Path,
     assert done.value.code in (0, None), capsys.readouterr().err[-2000:]
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["class_path"].startswith("trickbench.lightning_modules.")
+
+
+def test_results_hold_data_and_how_it_was_made_not_code() -> None:
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert len(tracked) > 100  # the committed measurements
+    code = [p for p in tracked if Path(p).suffix in (".py", ".sh", ".ipynb")]
+    assert code == [], "move these to benchmarks/ or scripts/"

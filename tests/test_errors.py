@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import subprocess_env
 from trickbench.callbacks.atomic_checkpoint import AtomicCheckpointIO
 from trickbench.callbacks.finite_guard import NonFiniteLossError
 from trickbench.datamodules.integrity import DatasetError
@@ -217,3 +220,36 @@ def test_interrupted_metrics_write_keeps_the_previous_file(tmp_path, monkeypatch
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(path, '{"status": "fit_comp')
     assert json.loads(path.read_text()) == {"status": "completed"} and os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_the_main_command_offline_ends_with_one_error_line_and_no_traceback(tmp_path: Path) -> None:
+    """`trickbench fit --config cifar10_resnet18` with no data and no network (a proxy on a closed loopback port
+    refuses the download): one `error:` line naming the folder and what to do, exit 2; TRICKBENCH_DEBUG=1 shows
+    the traceback behind it."""
+    offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+    cmd = [
+        sys.executable,
+        "-m",
+        "trickbench",
+        "fit",
+        "--config",
+        "cifar10_resnet18",
+        "--trainer.accelerator",
+        "cpu",
+        "--data.init_args.data_dir",
+        str(tmp_path / "data"),
+        "--run_dir",
+        str(tmp_path / "run"),
+    ]
+    out = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(**offline), capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: CIFAR-10: download into") and "Offline?" in last
+    debug = subprocess.run(
+        cmd[:-1] + [str(tmp_path / "run2")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(TRICKBENCH_DEBUG="1", **offline),
+    )
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "DatasetError" in debug.stderr
