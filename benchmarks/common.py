@@ -48,6 +48,10 @@ def machine() -> dict[str, Any]:
         info["lightning"] = lightning.__version__
     except ImportError:
         pass
+    from trickbench.callbacks.run_dir import provenance
+
+    prov = provenance()
+    info["git_commit"], info["git_dirty"] = prov["git_commit"], prov["git_dirty"]
     return info
 
 
@@ -95,6 +99,7 @@ def save_with_machine(out: str | Path, name: str, payload: dict[str, Any], title
         where = f"{m['gpu']}; " + where
     md = f"# {title}\n\n{body_md}\n\n- machine: {where}\n"
     md += f"- versions: torch {m['torch']}, lightning {m.get('lightning')}\n"
+    md += f"- git commit: {m['git_commit']} (dirty: {m['git_dirty']})\n"
     md += f"- date: {m['date_utc']} UTC\n- command: `{payload['command']}`\n- raw: `{name}.json`\n"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

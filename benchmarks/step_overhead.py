@@ -1,51 +1,132 @@
 """Benchmark 1: per-step cost of the template's training step vs a hand-written PyTorch loop.
 
-Same net, data (uint8 images in memory, normalised per batch), batch size and Adam on both sides,
-in one process. The template side is `Classifier` + `TensorDataModule` driven by a Lightning
-Trainer with progress bar, logger, checkpointing and model summary off; the hand side is
-`for idx in batches: forward, cross-entropy, zero_grad, backward, step`. Each repeat times the
-steps after a warm-up (per-epoch work such as reshuffling and epoch-level metrics included);
-sides alternate and swap order every repeat; the ratio is of the medians.
+Same net, data (uint8 images in memory, normalised per batch), batch size and optimizer on every side, in one
+process. Three sides:
 
-    OMP_NUM_THREADS=1 python -m benchmarks.step_overhead --repeats 7
+- `plain`: `for idx in batches: forward, cross-entropy, zero_grad, backward, step`;
+- `bare`: `Classifier` + a `TensorDataModule` in a bare Lightning `Trainer` (no logger, checkpoint, progress or
+  summary), what the template adds to Lightning's own loop;
+- `defaults`: the same model through `trickbench fit` in-process (`trickbench.lightning_cli.main`), i.e. with
+  every trainer default a user runs with (configs/trainer/default.yaml: exact resume, finite-loss guard, last
+  checkpoint, atomic checkpoint writes; the run record, CSV logging, plain progress lines).
+
+Each repeat times the steady-state steps after a warm-up (per-epoch work such as reshuffling, epoch-level
+metrics and, on the `defaults` side, the epoch-end checkpoint included); sides alternate and rotate their order
+every repeat; ratios are of the medians against `plain`. Nets: the MNIST MLP 784-512-512-10 and a tiny
+784-64-10 (batch 128, Adam), and the CPU trick table's net (configs/cifar10_cpu_fast.yaml: AirbenchNet
+[32, 128, 128] with residual groups, batch 512, SGD-Nesterov; its whitened stem off, which is set once per run).
+
+    OMP_NUM_THREADS=1 python -m benchmarks.step_overhead --repeats 15
+    OMP_NUM_THREADS=1 python -m benchmarks.step_overhead --profile mlp64   # where a `defaults` step's time goes
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
+import tempfile
 import time
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from benchmarks.common import RESULTS, median, save_with_machine, table
 from trickbench.datamodules.augment import to_float
 from trickbench.datamodules.base import TensorDataModule
 from trickbench.lightning_modules import Classifier
-from trickbench.lightning_modules.nets import MLP
+from trickbench.lightning_modules.nets import MLP, AirbenchNet
 
-MEAN, STD = (0.1307,), (0.3081,)
 NAME = "step_overhead"  # results go to results/bench/<NAME>/
-NETS = {"mlp512": [512, 512], "mlp64": [64]}  # the MNIST MLP, and a tiny one that exposes fixed per-step costs
+SIDES = ("plain", "bare", "defaults")
+
+
+@dataclass(frozen=True)
+class Net:
+    """One benchmarked configuration: the net, its data shape, batch size and optimizer (the same on every side)."""
+
+    label: str
+    net: dict  # class_path + init_args, as in a config
+    shape: tuple[int, ...]
+    batch: int
+    optimizer: dict
+    steps: int  # timed steps per repeat
+    warmup: int
+    n: int  # images per epoch
+
+
+ADAM = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}
+SGD = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.01, "momentum": 0.9, "nesterov": True}}
+MLP_PATH = "trickbench.lightning_modules.nets.MLP"
+NETS = {
+    "mlp512": Net(
+        "MLP 784-512-512-10",
+        {"class_path": MLP_PATH, "init_args": {"hidden_dims": [512, 512]}},
+        (1, 28, 28),
+        128,
+        ADAM,
+        64,
+        16,
+        8192,
+    ),
+    "mlp64": Net(
+        "MLP 784-64-10",
+        {"class_path": MLP_PATH, "init_args": {"hidden_dims": [64]}},
+        (1, 28, 28),
+        128,
+        ADAM,
+        64,
+        16,
+        8192,
+    ),
+    "cpu_fast": Net(
+        "AirbenchNet [32, 128, 128] (CPU trick table)",
+        {
+            "class_path": "trickbench.lightning_modules.nets.AirbenchNet",
+            "init_args": {"widths": [32, 128, 128], "residual": True},
+        },
+        (3, 32, 32),
+        512,
+        SGD,
+        6,
+        2,
+        4096,
+    ),
+}
 
 
 class RandomImages(TensorDataModule):
-    """MNIST-shaped random uint8 images; only the cost of the data path matters here."""
+    """Random uint8 images of `shape`; only the cost of the data path matters here.
 
-    dims, num_classes = (1, 28, 28), 10
+    Args:
+        n: number of training images
+        shape: image shape (C, H, W)
+        batch_size: training batch size
+    """
 
-    def __init__(self, n: int = 8192, batch_size: int = 128) -> None:
+    num_classes = 10
+
+    def __init__(self, n: int = 8192, shape: tuple[int, int, int] = (1, 28, 28), batch_size: int = 128) -> None:
         super().__init__(batch_size=batch_size)
-        self.n = n
+        self.n, self.dims = n, tuple(shape)
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator().manual_seed(0)
-        x = torch.randint(0, 256, (self.n, 1, 28, 28), dtype=torch.uint8, generator=gen)
+        x = torch.randint(0, 256, (self.n, *self.dims), dtype=torch.uint8, generator=gen)
         return {"train": (x, torch.randint(0, 10, (self.n,), generator=gen))}
 
     def train_transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return to_float(x, MEAN, STD)
+        return normalise(x)
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    channels = x.shape[1]
+    return to_float(x, (0.5,) * channels, (0.25,) * channels)
 
 
 def clocks() -> tuple[float, float]:
@@ -55,131 +136,227 @@ def clocks() -> tuple[float, float]:
 
 
 class StepTimer(Callback):
-    """Wall and CPU time from the end of batch `warmup - 1` to the end of the last batch."""
+    """Wall and CPU time from the end of optimizer step `warmup` to the end of step `warmup + steps`.
+    The last timer's result is kept on the class (`StepTimer.last`), so a run built from a config reports it.
 
-    def __init__(self, warmup: int, total: int) -> None:
-        self.warmup, self.total, self.t0, self.t1 = warmup, total, (0.0, 0.0), (0.0, 0.0)
+    Args:
+        warmup: steps before timing starts
+        steps: timed steps
+    """
+
+    last: tuple[float, float] = (0.0, 0.0)
+
+    def __init__(self, warmup: int = 16, steps: int = 64) -> None:
+        self.warmup, self.total, self.t0 = warmup, warmup + steps, (0.0, 0.0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         step = trainer.global_step  # optimizer steps done so far
         if step == self.warmup:
             self.t0 = clocks()
         elif step == self.total:
-            self.t1 = clocks()
+            StepTimer.last = tuple((b - a) / (self.total - self.warmup) for a, b in zip(self.t0, clocks()))
 
 
-def make_net(hidden: list[int]) -> torch.nn.Module:
+def build_net(cfg: Net) -> torch.nn.Module:
     seed_everything(0, verbose=False)
-    return MLP(784, hidden, 10)
+    cls = AirbenchNet if cfg.net["class_path"].endswith("AirbenchNet") else MLP
+    return cls(**cfg.net["init_args"])
 
 
-def time_template(hidden: list[int], dm: RandomImages, warmup: int, steps: int) -> tuple[float, float]:
-    model = Classifier(make_net(hidden), num_classes=10, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
-    timer = StepTimer(warmup, warmup + steps)
+def build_optimizer(cfg: Net, params) -> torch.optim.Optimizer:  # noqa: ANN001
+    cls = torch.optim.Adam if cfg.optimizer["class_path"].endswith("Adam") else torch.optim.SGD
+    return cls(params, **cfg.optimizer["init_args"])
+
+
+def time_bare(cfg: Net, dm: RandomImages) -> tuple[float, float]:
+    model = Classifier(build_net(cfg), num_classes=10, optimizer=lambda p: build_optimizer(cfg, p))
     trainer = Trainer(
         accelerator="cpu",
         devices=1,
-        max_steps=warmup + steps,
+        max_steps=cfg.warmup + cfg.steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=[StepTimer(cfg.warmup, cfg.steps)],
     )
     trainer.fit(model, datamodule=dm)
-    return tuple((b - a) / steps for a, b in zip(timer.t0, timer.t1))
+    return StepTimer.last
 
 
-def time_plain(hidden: list[int], dm: RandomImages, warmup: int, steps: int) -> tuple[float, float]:
-    net = make_net(hidden)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+def defaults_config(cfg: Net) -> dict:
+    """The `trickbench fit` config of the `defaults` side: the same model and data; trainer defaults applied by
+    the CLI as for every run; no validation data (the benchmark's data has a train split only)."""
+    return {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_steps": cfg.warmup + cfg.steps,
+            "limit_val_batches": 0,
+            "num_sanity_val_steps": 0,
+            "callbacks+": [
+                {
+                    "class_path": "benchmarks.step_overhead.StepTimer",
+                    "init_args": {"warmup": cfg.warmup, "steps": cfg.steps},
+                }
+            ],
+        },
+        "model": {
+            "class_path": "trickbench.lightning_modules.Classifier",
+            "init_args": {"net": cfg.net, "num_classes": 10, "optimizer": cfg.optimizer},
+        },
+        "data": {
+            "class_path": "benchmarks.step_overhead.RandomImages",
+            "init_args": {"n": cfg.n, "shape": list(cfg.shape), "batch_size": cfg.batch},
+        },
+        "test_after_fit": False,
+    }
+
+
+def time_defaults(cfg: Net, work: Path) -> tuple[float, float]:
+    from trickbench.lightning_cli import main as trickbench_fit
+
+    config = work / "config.yaml"
+    config.write_text(yaml.safe_dump(defaults_config(cfg), sort_keys=False))
+    run_dir = Path(tempfile.mkdtemp(dir=work))
+    trickbench_fit(args=["fit", "--config", str(config), "--run_dir", str(run_dir), "--overwrite", "true"])
+    return StepTimer.last
+
+
+def time_plain(cfg: Net, dm: RandomImages) -> tuple[float, float]:
+    net = build_net(cfg)
+    opt = build_optimizer(cfg, net.parameters())
     x_all, y_all = dm.splits["train"]
-    per_epoch, bs, done = len(x_all) // dm.batch_size, dm.batch_size, 0
+    per_epoch, bs, done, total = len(x_all) // cfg.batch, cfg.batch, 0, cfg.warmup + cfg.steps
     t0 = clocks()
-    while done < warmup + steps:
+    net.train()
+    while done < total:
         order = torch.randperm(len(x_all))
-        for i in range(min(per_epoch, warmup + steps - done)):
+        for i in range(min(per_epoch, total - done)):
             idx = order[i * bs : (i + 1) * bs]
-            loss = F.cross_entropy(net(to_float(x_all[idx], MEAN, STD)), y_all[idx])
+            loss = F.cross_entropy(net(normalise(x_all[idx])), y_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             done += 1
-            if done == warmup:
+            if done == cfg.warmup:
                 t0 = clocks()
-    return tuple((b - a) / steps for a, b in zip(t0, clocks()))
+    return tuple((b - a) / cfg.steps for a, b in zip(t0, clocks()))
 
 
-def bench(net: str, repeats: int, warmup: int, steps: int, n: int) -> dict:
-    dm = RandomImages(n=n)
+def bench(key: str, repeats: int, work: Path) -> dict:
+    cfg = NETS[key]
+    dm = RandomImages(n=cfg.n, shape=cfg.shape, batch_size=cfg.batch)
     dm.setup("fit")
-    runs: dict[str, dict[str, list[float]]] = {s: {"wall": [], "cpu": []} for s in ("template", "plain")}
+    fns = {
+        "plain": lambda: time_plain(cfg, dm),
+        "bare": lambda: time_bare(cfg, dm),
+        "defaults": lambda: time_defaults(cfg, work),
+    }
+    runs: dict[str, dict[str, list[float]]] = {s: {"wall": [], "cpu": []} for s in SIDES}
     for rep in range(repeats):
-        for side in ("template", "plain") if rep % 2 == 0 else ("plain", "template"):
-            fn = time_template if side == "template" else time_plain
-            wall, cpu = fn(NETS[net], dm, warmup, steps)
+        order = SIDES[rep % 3 :] + SIDES[: rep % 3]  # every side takes every position in turn
+        for side in order:
+            wall, cpu = fns[side]()
             runs[side]["wall"].append(wall)
             runs[side]["cpu"].append(cpu)
-        t, p = runs["template"]["cpu"][-1], runs["plain"]["cpu"][-1]
-        print(f"[{net}] rep {rep}: CPU ms/step template {t * 1e3:.3f}, plain {p * 1e3:.3f}", flush=True)
+        ms = ", ".join(f"{s} {runs[s]['cpu'][-1] * 1e3:.3f}" for s in SIDES)
+        print(f"[{key}] rep {rep}: CPU ms/step {ms}", flush=True)
     out: dict = {"per_step_s": runs}
     for clock in ("cpu", "wall"):
         med = {s: median(runs[s][clock]) for s in runs}
-        pairs = [a / b for a, b in zip(runs["template"][clock], runs["plain"][clock])]
-        out[clock] = {
-            "median_s": med,
-            "ratio_of_medians": med["template"] / med["plain"],
-            "median_pair_ratio": median(pairs),
-            "overhead_ms_per_step": (med["template"] - med["plain"]) * 1e3,
-        }
+        out[clock] = {"median_s": med}
+        for side in ("bare", "defaults"):
+            pairs = [a / b for a, b in zip(runs[side][clock], runs["plain"][clock])]
+            out[clock][side] = {
+                "ratio_of_medians": med[side] / med["plain"],
+                "median_pair_ratio": median(pairs),
+                "pair_ratio_range": [min(pairs), max(pairs)],
+                "overhead_ms_per_step": (med[side] - med["plain"]) * 1e3,
+            }
     return out
+
+
+def profile_defaults(key: str, work: Path, top: int = 40) -> str:
+    """cProfile of one `defaults` run of `key`: the functions with the most own time, and the cumulative time of
+    every callback hook, LightningModule hook and logging call, per timed step (warm-up and set-up included in the
+    totals, so compare them with the step time, not with each other only)."""
+    cfg = NETS[key]
+    prof = cProfile.Profile()
+    prof.enable()
+    time_defaults(cfg, work)
+    prof.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(prof, stream=stream)
+    stats.sort_stats("tottime").print_stats(top)
+    return stream.getvalue()
+
+
+def rows_of(results: dict) -> list[list[str]]:
+    rows = []
+    for key, r in results.items():
+        med = r["cpu"]["median_s"]
+        for side in ("bare", "defaults"):
+            s = r["cpu"][side]
+            lo, hi = s["pair_ratio_range"]
+            rows.append(
+                [
+                    NETS[key].label,
+                    side,
+                    f"{med['plain'] * 1e3:.3f}",
+                    f"{med[side] * 1e3:.3f}",
+                    f"{s['overhead_ms_per_step']:.3f}",
+                    f"{s['ratio_of_medians']:.3f}",
+                    f"{s['median_pair_ratio']:.3f} [{lo:.3f}, {hi:.3f}]",
+                ]
+            )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--warmup", type=int, default=16, help="steps before timing starts")
-    ap.add_argument("--steps", type=int, default=64, help="timed steps per repeat")
-    ap.add_argument("--n", type=int, default=8192, help="images per epoch (64 steps of 128)")
+    ap.add_argument("--repeats", type=int, default=15, help="repeats per net (cpu_fast uses a third, at least 3)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per repeat (default: per net)")
+    ap.add_argument("--warmup", type=int, default=None, help="steps before timing starts (default: per net)")
+    ap.add_argument("--n", type=int, default=None, help="images per epoch (default: per net)")
+    ap.add_argument("--profile", choices=list(NETS), default=None, help="print a cProfile of one defaults run")
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
-    results = {net: bench(net, args.repeats, args.warmup, args.steps, args.n) for net in args.nets}
-    rows = [
-        [
-            f"MLP 784-{'-'.join(map(str, NETS[k]))}-10",
-            clock,
-            f"{r[clock]['median_s']['plain'] * 1e3:.3f}",
-            f"{r[clock]['median_s']['template'] * 1e3:.3f}",
-            f"{r[clock]['overhead_ms_per_step']:.3f}",
-            f"{r[clock]['ratio_of_medians']:.3f}",
-            f"{r[clock]['median_pair_ratio']:.3f}",
-        ]
-        for k, r in results.items()
-        for clock in ("cpu", "wall")
+    sizes = {k: v for k, v in (("steps", args.steps), ("warmup", args.warmup), ("n", args.n)) if v is not None}
+    for key in NETS:
+        NETS[key] = replace(NETS[key], **sizes)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.profile:
+            text = profile_defaults(args.profile, Path(tmp))
+            print(text)
+            return {"profile": text}
+        reps = {k: args.repeats if k != "cpu_fast" else max(3, args.repeats // 3) for k in args.nets}
+        results = {k: bench(k, reps[k], Path(tmp)) for k in args.nets}
+    head = [
+        "net",
+        "template side",
+        "plain ms/step",
+        "template ms/step",
+        "overhead ms/step",
+        "ratio of medians",
+        "median pair ratio [range]",
     ]
-    md = table(
-        [
-            "net (batch 128, Adam)",
-            "clock",
-            "plain ms/step",
-            "template ms/step",
-            "overhead ms/step",
-            "ratio of medians",
-            "median pair ratio",
-        ],
-        rows,
-    )
+    md = table(head, rows_of(results))
     md += (
-        f"\n\nMedians of {args.repeats} alternating repeats, {args.steps} timed steps each after {args.warmup} "
-        f"warm-up steps, {args.n // 128} steps/epoch. `cpu` = process CPU time (robust to other load), "
-        "`wall` = wall clock."
+        "\n\nProcess CPU time per optimizer step (robust to other load; wall clock in the JSON). `bare`: Classifier "
+        "in a bare Trainer; `defaults`: `trickbench fit` with every trainer default. Medians of "
+        + ", ".join(f"{reps[k]} ({k})" for k in args.nets)
+        + " repeats, sides rotating; timed steps per repeat: "
+        + ", ".join(f"{NETS[k].steps} ({k})" for k in args.nets)
+        + "."
     )
     save_with_machine(
         args.out,
-        "step_overhead",
+        NAME,
         {"args": vars(args), "results": results},
         "Step overhead: template training step vs hand-written loop",
         md,
@@ -189,4 +366,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    # run the module under its import name: the `defaults` side's config names StepTimer by that path, and a
+    # second copy of this module (as __main__) would hold another StepTimer class
+    from benchmarks.step_overhead import main as imported_main
+
+    imported_main()

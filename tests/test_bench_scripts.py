@@ -27,16 +27,18 @@ def torchvision_compatible(root):
     return root
 
 
-def test_step_overhead_writes_both_sides(tmp_path):
+def test_step_overhead_times_all_three_sides(tmp_path):
     res = bench_step_overhead.main(
         ["--nets", "mlp64", "--repeats", "2", "--warmup", "1", "--steps", "3", "--n", "512", "--out", str(tmp_path)]
     )
     raw = json.loads((tmp_path / "step_overhead.json").read_text())
     runs = raw["results"]["mlp64"]["per_step_s"]
-    assert len(runs["template"]["cpu"]) == len(runs["plain"]["wall"]) == 2
+    assert len(runs["defaults"]["cpu"]) == len(runs["bare"]["cpu"]) == len(runs["plain"]["wall"]) == 2
     assert all(t > 0 for side in runs.values() for clock in side.values() for t in clock)
-    assert res["mlp64"]["cpu"]["ratio_of_medians"] > 0 and "command" in raw and "cpu" in raw["machine"]
-    assert "| MLP 784-64-10 | cpu |" in (tmp_path / "step_overhead.md").read_text()
+    assert res["mlp64"]["cpu"]["defaults"]["ratio_of_medians"] > 0 and "command" in raw and "cpu" in raw["machine"]
+    assert raw["machine"]["git_commit"]
+    md = (tmp_path / "step_overhead.md").read_text()
+    assert "| MLP 784-64-10 | bare |" in md and "| MLP 784-64-10 | defaults |" in md and "- git commit: " in md
 
 
 def test_data_path_compares_both_loaders(fake_cifar, tmp_path):
