@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -56,3 +57,9 @@ class LastCheckpoint(ModelCheckpoint):
             every_n_train_steps=every_n_train_steps,
             every_n_epochs=every_n_epochs,
         )
+        self.saves_by_step = every_n_train_steps is not None
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        # ModelCheckpoint tests its step and time rules after every batch; saving by epoch only, there is none
+        if self.saves_by_step:
+            super().on_train_batch_end(trainer, pl_module, *args)

@@ -18,6 +18,7 @@ from torch import nn
 
 from trickbench.lightning_modules import optim
 from trickbench.lightning_modules.ops.checks import check_range, require_unnormalized
+from trickbench.lightning_modules.step_logging import log_step_now, with_bar
 
 
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -83,14 +84,16 @@ class AutoEncoder(LightningModule):
         recon = reconstruction_loss(self.decode(self.encoder(x), x.shape), x, self.hparams.recon).mean()
         return {"loss": recon, "recon": recon}
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, log: bool = True) -> torch.Tensor:
         out = self.losses(batch[0])
-        for name, value in out.items():
-            self.log(f"{stage}/{name}", value, prog_bar=name == "loss", sync_dist=stage != "train")
+        if log:  # a training step logs on Lightning's logging steps only (lightning_modules/step_logging.py)
+            bar = stage != "train" or with_bar(self)
+            for name, value in out.items():
+                self.log(f"{stage}/{name}", value, prog_bar=name == "loss" and bar, sync_dist=stage != "train")
         return out["loss"]
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train", log_step_now(self, batch_idx))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from trickbench.lightning_modules import optim
 from trickbench.lightning_modules.ops.checks import check_range
 from trickbench.lightning_modules.ops.tta import tta_logits
+from trickbench.lightning_modules.step_logging import log_step_now, with_bar
 
 # (x, logits, targets) -> scalar. targets are class ids, or soft targets (N, C) under mixup.
 LossTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -75,11 +76,13 @@ class Classifier(LightningModule):
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.batch_mix = batch_mix
         self.loss_terms: dict[str, tuple[LossTerm, float]] = {}
-        self.metrics = nn.ModuleDict(
-            {s: MulticlassAccuracy(num_classes, average="micro") for s in ("train_", "val_", "test_")}
-        )
-        # The running train accuracy goes into checkpoints, so an epoch resumed mid-way reports the same train/acc.
-        self.metrics["train_"].persistent(True)
+        self.metrics = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in ("val_", "test_")})
+        # The epoch's running train accuracy: two counters on the training device, added to every step with no host
+        # sync and a fraction of a torchmetrics update's cost (results/bench/step_overhead/). They are buffers, so a
+        # checkpoint holds them and an epoch resumed mid-way reports the same train/acc.
+        self.register_buffer("train_hits", torch.zeros((), dtype=torch.long))
+        self.register_buffer("train_seen", torch.zeros((), dtype=torch.long))
+        self.register_load_state_dict_pre_hook(_upgrade_train_metric_state)
         # Set past nn.Module.__setattr__ so it stays out of the module tree: registered, it would duplicate
         # every weight in state_dict as "_fwd.*" (or "_fwd._orig_mod.*" once compiled).
         object.__setattr__(self, "_fwd", net)
@@ -121,7 +124,8 @@ class Classifier(LightningModule):
         # batch of the previous epoch (Lightning skips on_train_epoch_start then); mid-epoch resumes keep the
         # checkpointed running counts.
         if batch_idx == 0:
-            self.metrics["train_"].reset()
+            self.train_hits.zero_()
+            self.train_seen.zero_()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -131,7 +135,7 @@ class Classifier(LightningModule):
         logits = self(x)
         base = 1.0
         extra = []
-        log_now = self._log_step_now(batch_idx)
+        log_now = log_step_now(self, batch_idx)
         for name, (fn, weight) in self.loss_terms.items():
             term = fn(x, logits, targets)
             if log_now:
@@ -140,34 +144,20 @@ class Classifier(LightningModule):
             base *= weight
         ce = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         loss = base * ce + sum(extra)
-        # update() only accumulates counts; calling the metric would also compute a per-batch value nobody reads.
-        self.metrics["train_"].update(logits.detach(), y if targets.dim() == 1 else targets.argmax(1))
+        truth = y if targets.dim() == 1 else targets.argmax(1)
+        self.train_hits += (logits.detach().argmax(1) == truth).sum()
+        self.train_seen += truth.numel()
         if log_now:
-            # prog_bar makes Lightning turn the value into a Python float (a host sync) every batch: only with a bar.
-            bar = self._trainer is not None and self._trainer.progress_bar_callback is not None
-            self.log("train/loss", loss, prog_bar=bar)
+            self.log("train/loss", loss, prog_bar=with_bar(self))
         return loss
 
-    def _log_step_now(self, batch_idx: int) -> bool:
-        """Whether this step's values reach a logger: Lightning's own rule (every `log_every_n_steps`
-        optimizer steps, and when stopping), plus each epoch's first batch so `callback_metrics` has the keys
-        from the start. Between those steps `callback_metrics` keeps the last logged value. Each `self.log`
-        call costs ~0.7 ms of Lightning bookkeeping on CPU (results/bench/step_overhead/step_overhead.md), more than a
-        small net's step; with log_every_n_steps=1 every step is logged, as before. Lightning's rule in public
-        terms: the optimizer step about to be taken, `global_step + 1`, is a multiple of `log_every_n_steps`."""
-        trainer = self._trainer
-        if trainer is None or batch_idx == 0 or trainer.fast_dev_run or trainer.should_stop:
-            return True
-        every = trainer.log_every_n_steps
-        return every > 0 and (trainer.global_step + 1) % every == 0
-
     def on_train_epoch_end(self) -> None:
-        # Logged once per epoch from counts accumulated by update(), not via self.log every step:
-        # each self.log call costs Lightning bookkeeping (measured: results/bench/step_overhead/).
-        metric = self.metrics["train_"]
-        if metric.update_count:
-            self.log("train/acc", metric.compute())
-        metric.reset()
+        # Logged once per epoch from the step counters, summed over ranks, not via self.log every step.
+        counts = self.all_gather(torch.stack([self.train_hits, self.train_seen])).reshape(-1, 2).sum(0)  # all ranks
+        if int(counts[1]):  # an epoch-end sync, outside the steps
+            self.log("train/acc", counts[0].float() / counts[1].float())
+        self.train_hits.zero_()
+        self.train_seen.zero_()
 
     def on_train_start(self) -> None:
         if getattr(self.net, "whiten_stem", False) and not bool(self.net.stem_whitened):
@@ -209,3 +199,15 @@ class Classifier(LightningModule):
             self.hparams.no_decay_1d,
             self.hparams.norm_lr_scale,
         )
+
+
+def _upgrade_train_metric_state(module: nn.Module, state: dict, prefix: str, *args: object) -> None:
+    """A checkpoint from before the train counters held torchmetrics' micro-accuracy states
+    (`metrics.train_.tp/fp/tn/fn`): hits = tp, seen = tp + fn."""
+    old = f"{prefix}metrics.train_."
+    if f"{old}tp" in state:
+        tp, fn = state[f"{old}tp"].sum(), state[f"{old}fn"].sum()
+        state.setdefault(f"{prefix}train_hits", tp.long())
+        state.setdefault(f"{prefix}train_seen", (tp + fn).long())
+        for key in ("tp", "fp", "tn", "fn"):
+            state.pop(f"{old}{key}", None)

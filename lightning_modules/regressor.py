@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics import MeanSquaredError
 
 from trickbench.lightning_modules import optim
+from trickbench.lightning_modules.step_logging import log_step_now, with_bar
 
 
 class Regressor(LightningModule):
@@ -51,18 +52,20 @@ class Regressor(LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, log: bool = True) -> torch.Tensor:
         x, y = batch
         pred = self(x)
         loss = F.mse_loss(pred, y)
-        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train")
+        if log:  # a training step logs on Lightning's logging steps only (lightning_modules/step_logging.py)
+            bar = stage != "train" or with_bar(self)
+            self.log(f"{stage}/loss", loss, prog_bar=bar, sync_dist=stage != "train")
         if stage != "train":
             self.rmse[f"{stage}_"](pred, y)
             self.log(f"{stage}/rmse", self.rmse[f"{stage}_"])
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train", log_step_now(self, batch_idx))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

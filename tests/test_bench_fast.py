@@ -80,7 +80,7 @@ def test_fast_preset_trains_on_cpu_without_compiling(fake_cifar, tmp_path):
     assert dm.alternating_flip and dm.device_resident and model.hparams.tta_flip
     kinds = [type(c).__name__ for c in cli.trainer.callbacks]
     assert "Lookahead" in kinds and "PatchWhitening" in kinds and "EMAWeightAveraging" not in kinds
-    assert all(k.startswith(("net.", "metrics.")) for k in model.state_dict())  # no "_fwd.*" duplicates
+    assert all(k.startswith(("net.", "metrics.", "train_")) for k in model.state_dict())  # no "_fwd.*" duplicates
     # The stem holds the whitening filters of the training images (frozen: training did not move them).
     want = whitening_filters(dm.sample_train_images(5000), 2, 5e-4)
     assert bool(model.net.stem_whitened) and torch.allclose(model.net.stem_conv.weight, want, atol=1e-5)

@@ -13,6 +13,7 @@ from lightning.pytorch import Callback, Trainer
 from tests.tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 from trickbench import compat
 from trickbench.callbacks.exact_resume import ExactResume
+from trickbench.lightning_modules.step_logging import log_step_now
 
 
 def test_every_required_internal_exists_on_this_lightning() -> None:
@@ -81,14 +82,14 @@ def test_batch_index_is_the_same_number_in_every_hook_that_reads_it() -> None:
 
 @pytest.mark.parametrize("every", [1, 3])
 def test_public_log_rule_matches_lightnings_internal_one(every: int) -> None:
-    """Classifier._log_step_now uses global_step; Lightning decides with its logger connector's internal rule."""
+    """step_logging.log_step_now uses global_step; Lightning decides with its logger connector's internal rule."""
     model = tiny_classifier()
     seen: list[tuple[bool, bool]] = []
     step = model.training_step
 
     def training_step(batch: Any, batch_idx: int) -> Any:
         lightning_rule = model.trainer._logger_connector.should_update_logs or batch_idx == 0
-        seen.append((model._log_step_now(batch_idx), lightning_rule))
+        seen.append((log_step_now(model, batch_idx), lightning_rule))
         return step(batch, batch_idx)
 
     model.training_step = training_step

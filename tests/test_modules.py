@@ -78,3 +78,28 @@ def test_resnet_shapes_and_param_counts():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert 11.1e6 < count(ResNet18()) < 11.2e6  # CIFAR ResNet-18: 11.17M
     assert 0.26e6 < count(ResNet20()) < 0.28e6  # He et al.: 0.27M
+
+
+def test_train_accuracy_counters_match_torchmetrics_and_read_old_checkpoints() -> None:
+    """The running train accuracy (two on-device counters, no host sync per step) counts what torchmetrics'
+    micro accuracy counts, and a checkpoint from before the counters (torchmetrics' tp/fp/tn/fn) loads into them."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from trickbench.lightning_modules import Classifier
+    from trickbench.lightning_modules.nets import MLP
+
+    torch.manual_seed(0)
+    model = Classifier(MLP(input_dim=6, hidden_dims=[8], output_dim=4), num_classes=4)
+    reference = MulticlassAccuracy(4, average="micro")
+    for batch_idx in range(3):
+        x, y = torch.randn(16, 6), torch.randint(0, 4, (16,))
+        model.on_train_batch_start((x, y), batch_idx)
+        model.training_step((x, y), batch_idx)
+        reference.update(model(x).detach(), y)
+    assert int(model.train_seen) == 48
+    assert float(model.train_hits.float() / model.train_seen.float()) == float(reference.compute())
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("train_")}
+    old.update({f"metrics.train_.{k}": getattr(reference, k) for k in ("tp", "fp", "tn", "fn")})
+    fresh = Classifier(MLP(input_dim=6, hidden_dims=[8], output_dim=4), num_classes=4)
+    fresh.load_state_dict(old, strict=True)
+    assert (int(fresh.train_hits), int(fresh.train_seen)) == (int(model.train_hits), 48)

@@ -50,3 +50,16 @@ class LRRecorder(Callback):
 
     def on_train_batch_start(self, trainer: Trainer, *args: Any) -> None:
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+SYNC_WINDOW = (3, 11)  # tests/test_step_sync.py counts from the end of optimizer step 3 to the end of step 11
+
+
+class SyncCounter(Callback):
+    """Sets `SyncCounter.counting` inside SYNC_WINDOW. Appended last, so the window holds every other callback's
+    batch hooks of the steps inside it (tests/test_step_sync.py; named by this module's path in its config)."""
+
+    counting = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        SyncCounter.counting = SYNC_WINDOW[0] <= trainer.global_step < SYNC_WINDOW[1]
