@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 LOCK_NAME = ".lock"
+CHILD_NAME = ".child"  # "<pid> <host>" of the process a harness started for the run, while that harness waits on it
 # What a run leaves in its directory; the harness's stdout.log/stderr.log/generated_*.yaml do not count.
 RUN_FILES = ("metrics.json", "config.yaml", "checkpoints", "csv", "wandb", "wandb_run_id")
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,3 +206,18 @@ def lock_holder(run_dir: str | Path) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+def live_holder(run_dir: str | Path) -> str | None:
+    """'<pid> <host>' of a live process running this run: the lock's holder, or, while it starts up and has not
+    taken the lock yet, the process a harness started for it (`.child`, if alive on this host and still a
+    trickbench process or one naming this run directory). None when nobody is running it."""
+    holder = lock_holder(run_dir)
+    if holder:
+        return holder
+    try:
+        pid, host = (Path(run_dir) / CHILD_NAME).read_text().split()[:2]
+        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes() if host == socket.gethostname() else b""
+    except (OSError, ValueError):
+        return None
+    return f"{pid} {host}" if any(s.encode() in cmdline for s in ("trickbench", str(run_dir))) else None

@@ -25,6 +25,7 @@ import math
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from trickbench.callbacks.run_dir import RUN_FILES, child_environ
+from trickbench.callbacks.run_dir import CHILD_NAME, RUN_FILES, child_environ, live_holder
 from trickbench.io import atomic_write_json, atomic_write_text
 from trickbench.scripts.ablation import plan as ablation_file
 from trickbench.scripts.ablation import slurm
@@ -43,12 +44,20 @@ from trickbench.scripts.ablation import status as sweep_status
 from trickbench.scripts.ablation.plan import AblationError, Job, Plan, command, load_plan
 
 OK = ("completed", "finished")
+ELSEWHERE = "running elsewhere"  # outcome of a run another process is running now: left alone, not a failure
+WAIT_POLL_S = 5.0  # --wait: how often a run held by another process is looked at again
 DEFINITION = "definition.json"  # what defines a run: its command and the content of every config file
 
 
-def definition(plan: Plan, job: Job) -> dict[str, Any]:
+SPELLED_PATHS = ("--run_dir=", "--ckpt_path=")  # where the run is (its own folder): not what it is
+
+
+def definition(plan: Plan, job: Job, legacy: bool = False) -> dict[str, Any]:
     """The run's definition and its hash: the `fit` arguments (no interpreter, no resume path) and the sha256 of
-    each config file they name, so an edited fragment or another `--set` makes a finished run stale."""
+    each config file they name, so an edited fragment or another `--set` makes a finished run stale. The hash
+    leaves out how the run's own folder is spelled (relative or absolute `--runs-dir`, a symlink: `ablate`,
+    `submit.sh` and a SLURM task spell it differently); `legacy` gives the hash of definitions written before,
+    which included it, so their finished runs still count when the folder is spelled as they recorded it."""
     args = command(plan, job)[ablation_file.prefix_length(job) :]
     files = {}
     for cfg in plan.base + list(job.fragments):
@@ -63,12 +72,21 @@ def definition(plan: Plan, job: Job) -> dict[str, Any]:
         "fragments": list(job.fragments),
         "overrides": plan.overrides + list(job.overrides),
         "teacher": job.teacher,
-        "teacher_hash": definition(plan, plan.prerequisite(job.teacher))["hash"] if job.teacher else None,
+        "teacher_hash": definition(plan, plan.prerequisite(job.teacher), legacy)["hash"] if job.teacher else None,
     }
     if job.evaluates:  # test-only: defined by the run it tests as well (key absent otherwise: old hashes hold)
-        body["evaluates"] = {"arm": job.evaluates, "hash": definition(plan, plan.evaluated(job))["hash"]}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        body["evaluates"] = {"arm": job.evaluates, "hash": definition(plan, plan.evaluated(job), legacy)["hash"]}
+    hashed = body if legacy else {**body, "args": [a.split("=")[0] if a.startswith(SPELLED_PATHS) else a for a in args]}
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     return {"hash": digest, **body}
+
+
+def same_definition(stored: dict[str, Any] | None, plan: Plan, job: Job) -> bool:
+    """Whether a run folder's stored definition is the plan's for that job (today's hash, or the hash it was
+    written with by an earlier version)."""
+    if stored is None:
+        return False
+    return stored.get("hash") in (definition(plan, job)["hash"], definition(plan, job, legacy=True)["hash"])
 
 
 def stored_definition(job: Job) -> dict[str, Any] | None:
@@ -92,8 +110,7 @@ def run_state(job: Job, plan: Plan | None = None) -> tuple[str, str | None]:
         except (OSError, ValueError, AttributeError):
             return "damaged", str(last) if last.is_file() else None
     if plan is not None and (status == "completed" or last.is_file()):
-        stored = stored_definition(job)
-        if stored is None or stored.get("hash") != definition(plan, job)["hash"]:
+        if not same_definition(stored_definition(job), plan, job):
             return "stale", None
     if status == "completed":
         return "finished", None
@@ -197,10 +214,24 @@ def record_not_run(job: Job, why: str) -> None:
     atomic_write_json(job.run_dir / "metrics.json", record)
 
 
-def prepare_job(plan: Plan, job: Job) -> tuple[list[str] | None, str]:
+def wait_or_skip(job: Job, wait: bool) -> str | None:
+    """A run a live process is running now (its lock holder, or the child an earlier harness started, which
+    outlives that harness) is never moved, resumed or restarted: with `wait`, wait until that process ends;
+    else the outcome 'running elsewhere (PID ...)'. None when nobody is running it."""
+    holder = live_holder(job.run_dir)
+    if holder and wait:
+        print(f"{job.label}: running elsewhere (PID {holder}); waiting for it", flush=True)
+        while holder := live_holder(job.run_dir):
+            time.sleep(WAIT_POLL_S)
+    return f"{ELSEWHERE} (PID {holder}): left alone" if holder else None
+
+
+def prepare_job(plan: Plan, job: Job, wait: bool = False) -> tuple[list[str] | None, str]:
     """Make a job ready to start: (its command, ""), its header already appended to both logs, or (None, outcome)
-    when it must not run ('finished', or 'failed: <why>'). Sets aside a damaged record or a checkpoint-less
-    attempt first."""
+    when it must not run ('finished', 'running elsewhere ...' or 'failed: <why>'). Sets aside a damaged record or
+    a checkpoint-less attempt first, never while a live process is running the run."""
+    if (elsewhere := wait_or_skip(job, wait)) is not None:
+        return None, elsewhere
     state, ckpt = run_state(job, plan)
     notes = []
     if state == "finished":
@@ -234,16 +265,22 @@ def job_outcome(job: Job, rc: int) -> str:
 
 
 def run_job(
-    plan: Plan, job: Job, env: dict[str, str], prefix: list[str] | None = None, warn_at: float | None = None
+    plan: Plan,
+    job: Job,
+    env: dict[str, str],
+    prefix: list[str] | None = None,
+    warn_at: float | None = None,
+    wait: bool = False,
 ) -> str:
-    """Run one job to the end; returns 'finished' (skipped), 'completed' or 'failed: <why>'.
-    `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time `warn_at`
-    the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
-    cmd, outcome = prepare_job(plan, job)
+    """Run one job to the end; returns 'finished' (skipped), 'completed', 'running elsewhere ...' or 'failed:
+    <why>'. `prefix` goes before the training command (`srun ...` inside a SLURM allocation); at epoch time
+    `warn_at` the training gets SIGUSR1 (time-limit checkpoint + requeue) if it is still running."""
+    cmd, outcome = prepare_job(plan, job, wait)
     if cmd is None:
         return outcome
     with open(job.run_dir / "stdout.log", "a") as out, open(job.run_dir / "stderr.log", "a") as err:
         proc = subprocess.Popen([*(prefix or []), *cmd], stdout=out, stderr=err, env=env)
+        mark_child(job, proc.pid)
         timer = None
         if warn_at is not None:
             timer = threading.Timer(max(0.0, warn_at - time.time()), _warn, args=(proc, job))
@@ -252,16 +289,23 @@ def run_job(
         rc = proc.wait()
         if timer is not None:
             timer.cancel()
+    (job.run_dir / CHILD_NAME).unlink(missing_ok=True)
     return job_outcome(job, rc)
 
 
-def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str]:
+def mark_child(job: Job, pid: int) -> None:
+    """Name the process this harness started for the run, so that a harness started while it runs (this one
+    killed, the child alive) leaves the run alone even before the child has taken the run's lock."""
+    atomic_write_text(job.run_dir / CHILD_NAME, f"{pid} {socket.gethostname()}\n")
+
+
+def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str], wait: bool = False) -> dict[str, str]:
     """Run several jobs in one process (`trickbench.scripts.ablation.batch`), one Trainer each, in order; outcome
     per label.
     The batch's own output goes to `<root>/batches/<first job>.log`."""
     entries, outcomes = [], {}
     for job in jobs:
-        cmd, outcome = prepare_job(plan, job)
+        cmd, outcome = prepare_job(plan, job, wait)
         if cmd is None:
             outcomes[job.label] = outcome
         else:
@@ -274,8 +318,16 @@ def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str
     manifest = folder / f"{stem}.json"
     atomic_write_json(manifest, [{"run_dir": str(job.run_dir), "args": args} for job, args in entries])
     with open(folder / f"{stem}.log", "a") as log:
-        rc = subprocess.call([*ablation_file.BATCH_CMD, str(manifest)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    for job, _ in entries:  # each run's own record decides; a non-zero batch exit only explains a missing one
+        proc = subprocess.Popen(
+            [*ablation_file.BATCH_CMD, str(manifest)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        for job, _ in entries:
+            mark_child(job, proc.pid)
+        rc = proc.wait()
+    for job, _ in entries:
+        (job.run_dir / CHILD_NAME).unlink(
+            missing_ok=True
+        )  # each run's own record decides; a non-zero batch exit only explains a missing one
         outcomes[job.label] = job_outcome(job, 0 if run_state(job)[0] == "finished" else (rc or 1))
     return outcomes
 
@@ -283,8 +335,9 @@ def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str]) -> dict[str, str
 class Sweep:
     """Hands jobs to workers in plan order; a job waits for its prerequisite and fails if that failed."""
 
-    def __init__(self, plan: Plan, jobs: list[Job], workers: int = 1, per_process: int = 1) -> None:
+    def __init__(self, plan: Plan, jobs: list[Job], workers: int = 1, per_process: int = 1, wait: bool = False) -> None:
         self.plan, self.pending, self.total, self.per_process = plan, list(jobs), len(jobs), per_process
+        self.wait = wait
         self.outcomes: dict[str, str] = {}
         self.cond = threading.Condition()
         self.workers, self.started, self.durations = workers, 0, []
@@ -312,6 +365,10 @@ class Sweep:
                     status = "finished" if dep is None else self.outcomes.get(dep)
                     if status is None:
                         continue  # prerequisite still running or queued
+                    if status.startswith(ELSEWHERE):  # not failed: a later sweep (or --wait) runs this one
+                        self.pending.remove(job)
+                        self._record(job, f"not started: prerequisite {dep} is {ELSEWHERE}")
+                        continue
                     if status not in OK:
                         self.pending.remove(job)
                         record_not_run(job, f"prerequisite {dep} did not complete")
@@ -337,16 +394,16 @@ class Sweep:
             t0 = time.perf_counter()
             for job in jobs:
                 state = run_state(job, self.plan)[0]
-                if state != "finished":
+                if state != "finished" and not live_holder(job.run_dir):
                     with self.cond:
                         self.started += 1
                         print(
                             f"[start {self.started}] {job.label}: {state}, in {job.run_dir}; {self.eta()}", flush=True
                         )
             if self.per_process > 1:
-                outcomes = run_batch(self.plan, jobs, env)
+                outcomes = run_batch(self.plan, jobs, env, self.wait)
             else:
-                outcomes = {jobs[0].label: run_job(self.plan, jobs[0], env)}
+                outcomes = {jobs[0].label: run_job(self.plan, jobs[0], env, wait=self.wait)}
             with self.cond:
                 took = (time.perf_counter() - t0) / len(jobs)  # a batch: its mean time per run
                 for job in jobs:
@@ -356,7 +413,9 @@ class Sweep:
                     self._record(
                         job,
                         outcome,
-                        (lambda took=took: f" ({took:.0f} s; {self.eta()})") if outcome != "finished" else "",
+                        (lambda took=took: f" ({took:.0f} s; {self.eta()})")
+                        if outcome != "finished" and ELSEWHERE not in outcome
+                        else "",
                     )
 
 
@@ -430,7 +489,7 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
         warn_at = slurm.warning_time(plan) if srun else None
         outcome = run_job(plan, job, child_environ(), prefix if srun else None, warn_at)
         print(f"{job.label}: {outcome}", flush=True)
-        return 0 if outcome in OK else 1
+        return 0 if outcome in OK or outcome.startswith(ELSEWHERE) else 1
     if state != "finished":  # nothing printed = nothing to do
         job.run_dir.mkdir(parents=True, exist_ok=True)
         print(shlex.join(job_command(plan, job, ckpt)))
@@ -451,6 +510,9 @@ def handle_stale(plan: Plan, rerun: bool) -> None:
             "<dir>.stale-<time>, never deleted), or restore the plan they ran with. Nothing was run."
         )
     for job in stale:
+        if holder := live_holder(job.run_dir):  # never move a live run's folder
+            print(f"stale {job.label}: {ELSEWHERE} (PID {holder}): left alone", flush=True)
+            continue
         print(f"stale {job.label}: moved to {set_aside_stale(job)}", flush=True)
 
 
@@ -469,6 +531,12 @@ def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argpa
         default=[],
         metavar="KEY=VALUE",
         help="extra override for every run, e.g. --set data.init_args.data_dir=/data (repeatable)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="a run another process is running now (e.g. the child of a killed harness): wait for it to end, then "
+        "go on (default: leave it alone and say so; exit code 3)",
     )
     p.add_argument(
         "--rerun-stale",
@@ -521,14 +589,20 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     envs = worker_envs(args.gpus, args.jobs, args.threads)
-    sweep = Sweep(plan, plan.jobs, workers=len(envs), per_process=args.per_process)
+    sweep = Sweep(plan, plan.jobs, workers=len(envs), per_process=args.per_process, wait=args.wait)
     threads = [threading.Thread(target=sweep.work, args=(env,)) for env in envs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    failed = {k: v for k, v in sweep.outcomes.items() if v not in OK}
-    print(f"\n{plan.name}: {len(sweep.outcomes) - len(failed)}/{len(plan.jobs)} runs completed or already finished.")
+    elsewhere = {k: v for k, v in sweep.outcomes.items() if ELSEWHERE in v}
+    failed = {k: v for k, v in sweep.outcomes.items() if v not in OK and k not in elsewhere}
+    done = len(sweep.outcomes) - len(failed) - len(elsewhere)
+    print(f"\n{plan.name}: {done}/{len(plan.jobs)} runs completed or already finished.")
+    for label, why in elsewhere.items():
+        print(f"  LEFT ALONE {label}: {why}")
+    if elsewhere:
+        print("  Runs another process is running were not touched: run the same command again later, or with --wait.")
     for label, why in failed.items():
         print(f"  FAILED {label}: {why}")
-    return 1 if failed else 0
+    return 1 if failed else 3 if elsewhere else 0

@@ -3,13 +3,18 @@
 Behaviour comes from a `fake:` mapping in the --config files (later files win):
   fail: true           -> print "boom" to stderr and exit 1 (after writing a checkpoint)
   acc: 0.7             -> test accuracy written to metrics.json (plus 0.01 * seed)
+  sleep: 5             -> hold the run directory's lock (as `fit` does) for 5 s before finishing
 Every call appends its argv to <run_dir>/calls.json; a teacher-like config.yaml is written too.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -28,6 +33,11 @@ def main(argv: list[str]) -> int:
         fake.update((yaml.safe_load(Path(cfg).read_text()) or {}).get("fake") or {})
     run_dir = Path(opts["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    if fake.get("sleep"):  # the lock `fit` holds for a run's lifetime (trickbench.callbacks.run_dir.RunLock)
+        lock = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(lock, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        time.sleep(float(fake["sleep"]))
     calls = json.loads((run_dir / "calls.json").read_text()) if (run_dir / "calls.json").is_file() else []
     (run_dir / "calls.json").write_text(json.dumps(calls + [argv]))
     (run_dir / "checkpoints").mkdir(exist_ok=True)
