@@ -22,7 +22,6 @@ OUT = REPO / "results" / "bench" / "cli_help"
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "trickbench --help": [sys.executable, "-m", "trickbench", "--help"],
-    "trickbench --help (python -m trickbench.cli)": [sys.executable, "-m", "trickbench.cli", "--help"],
     "trickbench fit --help": [sys.executable, "-m", "trickbench", "fit", "--help"],
 }
 

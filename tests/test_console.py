@@ -69,7 +69,7 @@ def test_console_command_finds_configs_by_name_from_another_directory(tmp_path: 
         [
             sys.executable,
             "-m",
-            "trickbench.cli",
+            "trickbench",
             "fit",
             "--config",
             "synthetic_mlp",

@@ -137,7 +137,3 @@ def main(argv: list[str] | None = None, prog: str = "trickbench") -> None:
     from trickbench.lightning_cli import cli_main
 
     cli_main()
-
-
-if __name__ == "__main__":
-    main()
