@@ -1,8 +1,8 @@
 """Weight averaging that helps: airbench's Lookahead and an EMA whose BatchNorm statistics match it.
 
 Written by hand because Lightning's `EMAWeightAveraging` averages BatchNorm's running statistics
-together with the weights: averaged statistics do not belong to averaged weights, and the fast preset's
-EMA model scored 16.9% where its live weights scored 81.3% (results/bench/ema_variants.md). Here:
+together with the weights, and averaged statistics do not belong to averaged weights: such an average can
+score far below the live net (results/bench/ema_variants/). Here:
 
 - `Lookahead` (airbench94): every `every` steps the average moves toward the live weights *and the
   live weights are reset to it*, so statistics and weights never drift apart; the decay rises over

@@ -29,10 +29,9 @@ def reseed_globals(seed: int) -> None:
     """Seed torch (CPU + every initialised accelerator), numpy and `random`.
 
     Not `torch.manual_seed`: for each accelerator module that is not initialised (CUDA on a CPU run; XPU,
-    MTIA on a CUDA run) it queues a lazy seed call together with `traceback.format_stack()`, about 1 ms
-    of CPU per call under Lightning's deep stack, i.e. per training batch (measured: ~10% of the MNIST MLP
-    CLI run, results/bench/time_to_acc/time_to_acc_mlp.md). A device the run trains on is initialised before the first
-    batch, so seeding only initialised ones draws the same streams.
+    MTIA on a CUDA run) it queues a lazy seed call together with `traceback.format_stack()`, which is costly
+    under Lightning's deep stack, once per training batch. A device the run trains on is initialised before
+    the first batch, so seeding only initialised ones draws the same streams.
     """
     torch.default_generator.manual_seed(seed)
     for accel in (torch.cuda, torch.xpu, torch.mtia):

@@ -264,7 +264,7 @@ class TrickbenchCLI(LightningCLI):
             wb = self._cfg().wandb
             kwargs["logger"] = [ResumableCSVLogger(str(run_dir))]  # keeps earlier segments' rows on resume
             # WANDB_MODE=disabled: no WandbLogger at all. A disabled one still imports wandb and starts a dummy
-            # run (~0.5 s CPU per process, measured on this 2-core Xeon) and logs nowhere.
+            # run and logs nowhere.
             if wandb_mode() != "disabled":
                 kwargs["logger"].append(
                     WandbLogger(
@@ -355,7 +355,7 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
     bar = trainer.get("enable_progress_bar")
     if bar is None and not sys.stdout.isatty() and not has(ProgressBar):
         # Left unset while stdout is a file or pipe (SLURM log, subprocess): a bar there prints only its final
-        # state, yet reads and formats the metrics every batch (~0.3 ms, from a cProfile of the MNIST MLP run).
+        # state, yet reads and formats the metrics every batch.
         trainer.enable_progress_bar = bar = False
     if not has(ProgressBar) and bar is not False:
         cbs.append(_spec(RichProgressBar))
