@@ -25,7 +25,9 @@ def log_step_now(module: LightningModule, batch_idx: int) -> bool:
     """Whether this training step's values reach a logger. Lightning's rule in public terms: the optimizer step
     about to be taken, `global_step + 1`, is a multiple of `log_every_n_steps`."""
     trainer = attached_trainer(module)
-    if trainer is None or batch_idx == 0 or trainer.fast_dev_run or trainer.should_stop:
+    if trainer is None:  # used on its own: there is no logger to reach (self.log would only warn)
+        return False
+    if batch_idx == 0 or trainer.fast_dev_run or trainer.should_stop:
         return True
     every = trainer.log_every_n_steps
     return every > 0 and (trainer.global_step + 1) % every == 0

@@ -164,6 +164,14 @@ def test_ablation_cycle_on_a_real_cluster(cluster, tmp_path):
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "Not counted" in text and "`broken/seed0`" in text and "| kd | 2 |" in text
 
+    # 8. The user's own command, with a relative --runs-dir, sees the runs the SLURM tasks finished (their
+    # definitions name the absolute run dirs the sbatch script passes) as finished, not stale.
+    dry = ablate(cluster, path, "--runs-dir", "runs", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    states = {ln.split()[1]: ln.split()[2] for ln in dry.stdout.splitlines() if ln[:3].strip().isdigit()}
+    assert states["baseline/seed0"] == states["kd/seed1"] == states["prerequisites/teacher/seed0"] == "finished"
+    assert "stale" not in states.values(), dry.stdout
+
 
 def long_run(tmp_path: Path, name: str, slurm: dict, epochs: int) -> str:
     """Synthetic MLP, 20 steps per epoch, 0.1 s per step: `epochs` x 2 s of training."""
