@@ -31,8 +31,8 @@ class Classifier(LightningModule):
     is ever saved in this module's checkpoint.
 
     Args:
-        net: the network, logits out: a project net (lightning_modules.nets.MLP, SmallCNN, ResNet18, PreActResNet18,
-            ResNet20, AirbenchNet) or any nn.Module class path
+        net: the network, logits out: a project net (trickbench.lightning_modules.nets.MLP, SmallCNN, ResNet18,
+            PreActResNet18, ResNet20, AirbenchNet) or any nn.Module class path
         num_classes: number of classes (output units), for the accuracy metrics
         optimizer: optimizer factory (a torch optimizer class path with its init_args; the module passes its parameter
             groups)
@@ -40,7 +40,8 @@ class Classifier(LightningModule):
         scheduler_interval: "step": the scheduler steps after every optimizer step; "epoch": once per epoch
         no_decay_1d: no weight decay on 1-d parameters (biases, norm scales): the no-bias-decay trick
         label_smoothing: label-smoothing epsilon in [0, 1): targets become (1 - eps) * target + eps / num_classes
-        batch_mix: mixup / CutMix applied to each training batch (lightning_modules.ops.mixup.MixupCutmix), or null
+        batch_mix: mixup / CutMix applied to each training batch
+            (trickbench.lightning_modules.ops.mixup.MixupCutmix), or null
         tta_flip: evaluate on the mean logits of each image and its mirror
         tta_translate: with tta_flip: also one-pixel translations (airbench's multi-crop TTA)
         norm_lr_scale: lr multiplier for normalisation parameters (weight decay divided by it): airbench's 64x BN-bias

@@ -176,6 +176,15 @@ def test_old_class_paths_are_upgraded_and_nothing_else() -> None:
     assert upgrade_config_text("model:\n  class_path: trickbench.lightning_modules.Classifier\n") is None
 
 
+def test_resolving_an_already_resolved_command_line_changes_nothing() -> None:
+    """A DDP rank re-runs the command line rank 0 resolved, where an old config is now its upgraded YAML text:
+    resolving it again keeps it (it stopped with "File name too long" before)."""
+    from trickbench.cli import resolve_args
+
+    once = resolve_args(["fit", "--config", str(ROOT / "results" / "foundation" / "mnist_mlp" / "config.yaml")])
+    assert "\n" in once[2] and resolve_args(once) == once
+
+
 @pytest.mark.parametrize("config", OLD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "results")))
 def test_every_committed_config_still_parses(config: Path) -> None:
     from trickbench.cli import resolve_args

@@ -70,7 +70,10 @@ def shipped() -> dict[str, Path]:
 def resolve_config(value: str) -> str:
     """A `--config` value: an existing file as given (read with today's class paths if it names older ones:
     trickbench/aliases.py); else a shipped config's name (with or without `.yaml`, with or without a leading
-    `configs/`); else unchanged, so LightningCLI reports the missing file."""
+    `configs/`); else unchanged, so LightningCLI reports the missing file. A YAML string (an upgraded old
+    config, as a DDP rank re-running the resolved command line sees it) is no path and stays as it is."""
+    if "\n" in value:
+        return value
     if Path(value).exists():
         from trickbench.aliases import upgrade_config_file
 

@@ -1,4 +1,4 @@
-"""The training CLI behind `trickbench` and `trickbench` (trickbench/cli.py is the entry point).
+"""The training CLI behind `trickbench fit|validate|test|predict` (trickbench/cli.py is the entry point).
 
 LightningCLI with three additions: every run gets a run directory (resolved config,
 checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the final weights
