@@ -86,7 +86,8 @@ def same_definition(stored: dict[str, Any] | None, plan: Plan, job: Job) -> bool
     written with by an earlier version)."""
     if stored is None:
         return False
-    return stored.get("hash") in (definition(plan, job)["hash"], definition(plan, job, legacy=True)["hash"])
+    hash_ = stored.get("hash")
+    return hash_ == definition(plan, job)["hash"] or hash_ == definition(plan, job, legacy=True)["hash"]
 
 
 def stored_definition(job: Job) -> dict[str, Any] | None:
@@ -289,7 +290,7 @@ def run_job(
         rc = proc.wait()
         if timer is not None:
             timer.cancel()
-    (job.run_dir / CHILD_NAME).unlink(missing_ok=True)
+    clear_child(job)
     return job_outcome(job, rc)
 
 
@@ -297,6 +298,11 @@ def mark_child(job: Job, pid: int) -> None:
     """Name the process this harness started for the run, so that a harness started while it runs (this one
     killed, the child alive) leaves the run alone even before the child has taken the run's lock."""
     atomic_write_text(job.run_dir / CHILD_NAME, f"{pid} {socket.gethostname()}\n")
+
+
+def clear_child(job: Job) -> None:
+    """The process `mark_child` named has ended (this harness saw it exit)."""
+    (job.run_dir / CHILD_NAME).unlink(missing_ok=True)
 
 
 def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str], wait: bool = False) -> dict[str, str]:
@@ -324,10 +330,8 @@ def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str], wait: bool = Fal
         for job, _ in entries:
             mark_child(job, proc.pid)
         rc = proc.wait()
-    for job, _ in entries:
-        (job.run_dir / CHILD_NAME).unlink(
-            missing_ok=True
-        )  # each run's own record decides; a non-zero batch exit only explains a missing one
+    for job, _ in entries:  # each run's own record decides; a non-zero batch exit only explains a missing one
+        clear_child(job)
         outcomes[job.label] = job_outcome(job, 0 if run_state(job)[0] == "finished" else (rc or 1))
     return outcomes
 

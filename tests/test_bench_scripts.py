@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from benchmarks import data_path as bench_data_path
 from benchmarks import gpu as bench_gpu
@@ -155,18 +156,6 @@ def test_gpu_session_script_rehearses_end_to_end_on_cpu(tmp_path: Path) -> None:
     assert "25/25 runs completed" in log and "trickbench from" in log and "/site/trickbench/" in log
     with tarfile.open(tmp_path / "out" / "gpu_trick_table.tgz") as tar:
         report = tar.extractfile("./cifar10_gpu_fast_rehearsal/report.md").read().decode()
-    arms = [
-        "baseline",
-        "warmup",
-        "stochastic_depth",
-        "label_smoothing",
-        "no_bias_decay",
-        "kd",
-        "mixup",
-        "cutmix",
-        "gn_ws",
-        "ema",
-        "tta",
-        "all",
-    ]
+    arms = yaml.safe_load((root / "configs" / "ablations" / "cifar10_gpu_fast.yaml").read_text())["arms"]
+    assert len(arms) == 12
     assert all(f"| {arm} | 2 |" in report for arm in arms), report
