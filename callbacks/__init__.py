@@ -5,6 +5,7 @@ from trickbench.callbacks.averaging import EMA, Lookahead
 from trickbench.callbacks.distillation import KnowledgeDistillation
 from trickbench.callbacks.exact_resume import ExactResume
 from trickbench.callbacks.finite_guard import FiniteLossGuard
+from trickbench.callbacks.lr_monitor import LearningRateMonitor
 from trickbench.callbacks.progress import PlainProgress
 from trickbench.callbacks.run_record import RunRecord
 from trickbench.callbacks.stochastic_depth import StochasticDepthScheduler
@@ -19,6 +20,7 @@ __all__ = [
     "FiniteLossGuard",
     "KnowledgeDistillation",
     "LRWarmup",
+    "LearningRateMonitor",
     "ModelSummary",
     "LastCheckpoint",
     "Lookahead",

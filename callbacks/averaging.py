@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from trickbench.lightning_modules.ops.checks import check_range
@@ -149,6 +150,13 @@ class EMA(Callback):
 
     # --- the average ---------------------------------------------------------------------------
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if any(isinstance(cb, Lookahead) for cb in trainer.callbacks):
+            rank_zero_warn(
+                "EMA stacked on Lookahead averages the weights twice: Lookahead already replaces the weights by its "
+                "average, EMA then averages those, and the test scores EMA's average of an average. Drop one "
+                "(tricks/ema, or the preset's Lookahead) unless that is the experiment.",
+                category=UserWarning,
+            )
         net = _net(pl_module)
         self.average = copy.deepcopy(net).requires_grad_(False)
         if self._live is not None:  # resumed: the module holds the checkpoint's average, the live ones are here

@@ -41,6 +41,9 @@ def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(data.copy()), torch.from_numpy(labels)
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 class CIFAR10DataModule(ReleasedDataModule):
     """50k train (minus a seeded `val_size` hold-out) / 10k official test; x is (3, 32, 32).
 
@@ -71,6 +74,7 @@ class CIFAR10DataModule(ReleasedDataModule):
     """
 
     dataset = "CIFAR-10"
+    class_names = CIFAR10_CLASSES
     mean_std = (CIFAR10_MEAN, CIFAR10_STD)
     missing_hint = (
         "Set download=True to fetch it, or build it from a folder of the images with "
@@ -123,10 +127,10 @@ class CIFAR10DataModule(ReleasedDataModule):
     def expected_files(self) -> dict[str, str]:
         return CIFAR10_MD5
 
-    def download_files(self) -> None:
+    def download_files(self, root: Path) -> None:
         from torchvision.datasets import CIFAR10
 
-        CIFAR10(str(self.data_dir), train=True, download=True)
+        CIFAR10(str(root), train=True, download=True)
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         self.verify_files()

@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
-import warnings
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+
+_NOTED: set[tuple[str, str]] = set()  # (folder, fingerprint) of the non-original copies already noted
 
 
 class DatasetError(RuntimeError):
@@ -44,7 +46,7 @@ def check_files(
 ) -> dict[str, str]:
     """Verify every `name -> md5` under `root`; returns the md5 actually found for each file.
 
-    A mismatch is an error unless `accept_nonoriginal`, in which case it is a warning and the
+    A mismatch is an error unless `accept_nonoriginal`, in which case it is a one-line note and the
     caller records the fingerprint so results stay attributable to the exact copy used.
     """
     require_folder(root, dataset)
@@ -63,13 +65,17 @@ def check_files(
                     "accept_nonoriginal=True to use a re-encoded copy on purpose (its fingerprint is then recorded)."
                 )
             mismatched.append(name)
-    if mismatched:  # one line for the whole copy, not one per file
-        warnings.warn(
-            f"{dataset}: {len(mismatched)} of {len(expected)} files in {root} are not the original release "
-            f"({', '.join(mismatched)}); using them because accept_nonoriginal=True (fingerprint "
-            f"{fingerprint(found)} is recorded with the run).",
-            stacklevel=3,
-        )
+    if mismatched:  # one line for the whole copy, once per process, not one per file or per stage
+        fp = fingerprint(found)
+        if (str(root), fp) not in _NOTED:
+            _NOTED.add((str(root), fp))
+            print(
+                f"note: {dataset}: {len(mismatched)} of {len(expected)} files in {root} are not the original release "
+                f"({', '.join(mismatched)}); using them because accept_nonoriginal=True (fingerprint {fp} is "
+                "recorded with the run).",
+                file=sys.stderr,
+                flush=True,
+            )
     return found
 
 

@@ -97,11 +97,11 @@ class MNISTDataModule(ReleasedDataModule):
     def expected_files(self) -> dict[str, str]:
         return MNIST_MD5
 
-    def download_files(self) -> None:
+    def download_files(self, root: Path) -> None:
         from torchvision.datasets import MNIST
 
-        MNIST(str(self.data_dir), train=True, download=True)
-        MNIST(str(self.data_dir), train=False, download=True)
+        MNIST(str(root), train=True, download=True)
+        MNIST(str(root), train=False, download=True)
 
     def build_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         self.verify_files()

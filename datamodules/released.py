@@ -7,6 +7,8 @@ hold-out. A subclass names its files and how to read them; the rest is here once
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -53,21 +55,37 @@ class ReleasedDataModule(TensorDataModule):
     def expected_files(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def download_files(self) -> None:
-        """Fetch the release into `folder` (torchvision's downloader)."""
+    def download_files(self, root: Path) -> None:
+        """Fetch the release into `root`, laid out as under `data_dir` (torchvision's downloader)."""
         raise NotImplementedError
 
     def prepare_data(self) -> None:
-        """Download only when allowed and a file is absent (Lightning runs this on one process)."""
+        """Download only when allowed and a file is absent (Lightning runs this on one process). The download goes
+        to a temporary folder first: a failed one (offline, a misspelt `data_dir`) creates no folder."""
         require_folder(self.folder, self.dataset)
-        if self.download and not all((self.folder / f).is_file() for f in self.expected_files()):
+        missing = [f for f in self.expected_files() if not (self.folder / f).is_file()]
+        if not (self.download and missing):
+            return
+        with tempfile.TemporaryDirectory(prefix="trickbench-download-") as tmp:
             try:
-                self.download_files()
+                self.download_files(Path(tmp))
             except Exception as err:  # network errors come in many types
+                reason = " ".join(str(err).split())  # torchvision's message spans lines: one line here
                 raise DatasetError(
-                    f"{self.dataset}: download into {self.folder} failed ({err}). Offline? Place the files there "
+                    f"{self.dataset}: download into {self.folder} failed ({reason}). Offline? Place the files there "
                     "by hand (see docs/running.md, 'Data')."
                 ) from err
+            fetched = Path(tmp) / self.folder.relative_to(self.data_dir)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for name in missing:  # files already there are kept as they are
+                shutil.move(fetched / name, self.folder / name)
+
+    def preflight(self) -> None:
+        """What a run needs from the data, checked before it creates anything (`trickbench fit` calls this before
+        its run directory exists; `trickbench ablate` once before any run starts): the files present (downloaded
+        when allowed) and the release's (or, with `accept_nonoriginal`, a recorded) checksums."""
+        self.prepare_data()
+        self.verify_files()
 
     def verify_files(self) -> None:
         """Check every file against the release and record the fingerprint of the copy read."""

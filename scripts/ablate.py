@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -257,9 +258,26 @@ def prepare_job(plan: Plan, job: Job, wait: bool = False) -> tuple[list[str] | N
     return cmd, ""
 
 
+def last_error(log: Path, limit: int = 300) -> str:
+    """The last line of a run's stderr.log that says what went wrong (`error: ...`, or an exception's last line),
+    so the sweep's own output shows why a run failed; "" when there is none."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))  # the tail is enough
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("error:") or (": " in text and text.split(":")[0].endswith(("Error", "Exception"))):
+            return text[:limit]
+    return ""
+
+
 def job_outcome(job: Job, rc: int) -> str:
     if rc != 0:
-        return f"failed: exit code {rc} (see {job.run_dir / 'stderr.log'})"
+        why = last_error(job.run_dir / "stderr.log")
+        return f"failed: exit code {rc}{': ' + why if why else ''} (see {job.run_dir / 'stderr.log'})"
     if run_state(job)[0] != "finished":
         return "failed: exited 0 but metrics.json does not say 'completed'"
     return "completed"
@@ -500,6 +518,39 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
     return 0
 
 
+def preflight(plan: Plan) -> None:
+    """Check once what the runs still to do share (their arguments parse, the data is present and intact, teachers
+    load; `trickbench.scripts.ablation.preflight`), in one process, before anything is started or written: a
+    shared error stops the sweep with that one error instead of failing every run."""
+    todo = {}
+    for job in plan.jobs:  # one run per arm: the others differ only by seed
+        if (job.prerequisite, job.arm) not in todo and run_state(job, plan)[0] != "finished":
+            todo[(job.prerequisite, job.arm)] = job
+    if not todo or ablation_file.PREFLIGHT_CMD is None:
+        return
+    entries = []
+    for job in todo.values():
+        teacher = plan.prerequisite(job.teacher).run_dir / "checkpoints" / "last.ckpt" if job.teacher else None
+        entries.append(
+            {
+                "label": job.label,
+                "args": command(plan, job)[ablation_file.prefix_length(job) :],
+                "teacher": str(teacher) if teacher is not None and teacher.is_file() else None,
+            }
+        )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="trickbench-preflight-") as fh:
+        json.dump(entries, fh)
+        fh.flush()
+        proc = subprocess.run(
+            [*ablation_file.PREFLIGHT_CMD, fh.name], capture_output=True, text=True, env=child_environ()
+        )
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        why = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
+        raise AblationError(f"preflight: {why}\nNothing was started (--skip-preflight skips this check).")
+    print(proc.stdout.strip(), flush=True)
+
+
 def handle_stale(plan: Plan, rerun: bool) -> None:
     """Stale runs stop the sweep before anything runs, unless `--rerun-stale` moves them aside."""
     stale = [job for job in plan.jobs if run_state(job, plan)[0] == "stale"]
@@ -555,6 +606,12 @@ def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argpa
         help="run up to N ready jobs one after another in one Python process (one Trainer each; "
         "saves the per-run start-up and compile on fast GPU runs; default 1 = a process per run)",
     )
+    p.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="start the runs without first checking what they share (arguments, data, teachers) in one process; "
+        "e.g. when the data exists only on the compute nodes",
+    )
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
     p.add_argument(
@@ -585,6 +642,8 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
             return sweep_status.main(plan)
         if args.task is not None:
             return run_task(plan, args.task, args.emit_command, args.srun)
+        if not args.skip_preflight and (args.launcher == "local" or args.submit):  # only when runs start now
+            preflight(plan)
         handle_stale(plan, args.rerun_stale)
         write_plan_record(plan)
         if args.launcher == "slurm":

@@ -2,12 +2,14 @@
 
     trickbench ensemble RUN_DIR RUN_DIR [RUN_DIR] [--split test] [--out DIR] [--data_dir D]
     trickbench ensemble --from-ablation runs/<ablation> --arm baseline [--out DIR]
+    trickbench ensemble RUN_DIR --replot OUT [--data_dir D]
 
 Each run is rebuilt from its `config.yaml` and `checkpoints/last.ckpt` (`torch.load(weights_only=True)`) and
 evaluated on the same split, with flip TTA when the run was configured with it. Writes to `--out`
 (default `<first run>/ensemble`): `report.md`, `results.json`, `coverage.png` (coverage-accuracy curve over
-the confidence threshold τ), `reliability.png`, `deferred.csv` and `deferred.png` (the first 64 deferred
-images with each model's prediction under them).
+the confidence threshold τ), `reliability.png` (with the images per bin), `deferred.csv` and `deferred.png` (64
+deferred images spread over the classes, each model's prediction under them). `--replot OUT RUN_DIR` redraws the
+figures of OUT from its results.json and deferred.csv (no checkpoint needed).
 
 Definitions (N = images of the split, M = models, p_m = model m's softmax):
   agreed       all M argmax predictions are the same class; coverage = |agreed| / N
@@ -143,6 +145,45 @@ def evaluate(run_dir: Path, split: str, data_dir: str | None) -> tuple[torch.Ten
     return torch.cat(out), y, x
 
 
+def datamodule_of(run_dir: Path, data_dir: str | None) -> Any:
+    """The DataModule a run's `config.yaml` configures (`data_dir` if the data moved); no checkpoint needed."""
+    import yaml
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    from trickbench.aliases import upgrade_config_text
+
+    text = (run_dir / "config.yaml").read_text()
+    cfg = yaml.safe_load(upgrade_config_text(text) or text)  # a run saved with older class paths
+    if data_dir is not None:
+        cfg["data"].setdefault("init_args", {})["data_dir"] = str(data_dir)
+    parser = ArgumentParser()
+    parser.add_argument("--data", type=LightningDataModule)
+    return parser.instantiate(parser.parse_object({"data": cfg["data"]})).data
+
+
+def replot(out: Path, run_dir: Path, data_dir: str | None) -> None:
+    """Redraw an ensemble report's figures from its own results.json and deferred.csv, with the images of the split
+    from `run_dir`'s DataModule (its config.yaml; `data_dir` if the data moved); no model is evaluated."""
+    res = json.loads((out / "results.json").read_text())
+    rows = [line.split(",") for line in (out / "deferred.csv").read_text().splitlines()[1:] if line]
+    dm = datamodule_of(run_dir, data_dir)
+    dm.setup("test")
+    images, labels = dm.splits[res["split"]]
+    idx = torch.tensor([int(r[0]) for r in rows], dtype=torch.long)
+    if any(int(labels[int(r[0])]) != int(r[1]) for r in rows):
+        raise EnsembleError(f"{run_dir}'s {res['split']} split does not hold the labels of {out / 'deferred.csv'}")
+    preds = torch.zeros(len(res["models"]), len(labels), dtype=torch.long)
+    for r in rows:
+        preds[:, int(r[0])] = torch.tensor([int(v) for v in r[2::2]])
+    for name, png in (
+        ("coverage.png", coverage_png(res["curve"], res["ensemble"]["accuracy"])),
+        ("reliability.png", reliability_png(res["reliability"])),
+        ("deferred.png", deferred_png(images, idx, labels, preds, getattr(dm, "class_names", None))),
+    ):
+        atomic_write(out / name, lambda fh, b=png: fh.write(b))
+
+
 def from_ablation(root: Path, arm: str) -> list[Path]:
     """The completed seed runs of one arm of an ablation (the harness's `<root>/<arm>/seed<k>`)."""
     runs = sorted(
@@ -177,13 +218,46 @@ def _plt() -> Any:
     return plt
 
 
+def tau_labels(curve: list[dict[str, float]], min_gap: float = 0.06) -> list[tuple[float, float, str]]:
+    """(coverage, accuracy, label) for the coverage plot: thresholds that give the same point share one label
+    ("τ=0-0.3"), and a label closer than `min_gap` (in axis fractions) to the previous one is left out."""
+    pts = [(r["coverage"], r["accuracy"], r["tau"]) for r in curve if r["coverage"] > 0]
+    groups: list[list[Any]] = []
+    for cov, acc, tau in pts:
+        if groups and (groups[-1][0], groups[-1][1]) == (cov, acc):
+            groups[-1][3] = tau
+        else:
+            groups.append([cov, acc, tau, tau])
+    if not groups:
+        return []
+    covs, accs = [g[0] for g in groups], [g[1] for g in groups]
+    span_c, span_a = (max(covs) - min(covs)) or 1.0, (max(accs) - min(accs)) or 1.0
+    out, last = [], None
+    for cov, acc, lo, hi in groups:
+        here = (cov / span_c, acc / span_a)
+        if last is not None and math.dist(here, last) < min_gap:
+            continue
+        out.append((cov, acc, f"τ={lo:g}" if lo == hi else f"τ={lo:g}-{hi:g}"))
+        last = here
+    return out
+
+
 def coverage_png(curve: list[dict[str, float]], overall: float) -> bytes:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.8, 3.6), dpi=110)
-    pts = [(r["coverage"], r["accuracy"], r["tau"]) for r in curve if r["coverage"] > 0]
+    fig, ax = plt.subplots(figsize=(5.6, 4.0), dpi=110)
+    pts = [(r["coverage"], r["accuracy"]) for r in curve if r["coverage"] > 0]
     ax.plot([p[0] * 100 for p in pts], [p[1] * 100 for p in pts], "o-", markersize=3)
-    for cov, acc, tau in pts[::4]:
-        ax.annotate(f"τ={tau:g}", (cov * 100, acc * 100), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    right = max((p[0] for p in pts), default=1.0)
+    for cov, acc, text in tau_labels(curve):
+        near_edge = cov > 0.85 * right  # labels of the right-most points go to their left, inside the axes
+        ax.annotate(
+            text,
+            (cov * 100, acc * 100),
+            fontsize=7,
+            xytext=(-5, -3) if near_edge else (4, 2),
+            textcoords="offset points",
+            ha="right" if near_edge else "left",
+        )
     ax.axhline(overall * 100, color="grey", linestyle="--", linewidth=1, label=f"ensemble, all images ({overall:.2%})")
     ax.set_xlabel("coverage: images predicted (%)")
     ax.set_ylabel("accuracy on them (%)")
@@ -194,8 +268,12 @@ def coverage_png(curve: list[dict[str, float]], overall: float) -> bytes:
 
 
 def reliability_png(rel: dict[str, list[dict[str, float]]]) -> bytes:
+    """Accuracy against confidence per bin for each model and the ensemble, and below it how many images each of
+    the ensemble's bins holds (a bin of 20 images says little), the count written on each bar."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=110)
+    fig, (ax, bottom) = plt.subplots(
+        2, 1, figsize=(4.8, 5.6), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    )
     ax.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
     for name, rows in rel.items():
         pts = [(r["confidence"], r["accuracy"]) for r in rows if r["n"]]
@@ -207,30 +285,66 @@ def reliability_png(rel: dict[str, list[dict[str, float]]]) -> bytes:
             label=name,
             linewidth=2 if name == "ensemble" else 1,
         )
-    ax.set_xlabel("confidence (15 bins)")
     ax.set_ylabel("accuracy")
     ax.set_title("reliability")
     ax.legend(fontsize=7)
+    rows = rel.get("ensemble") or next(iter(rel.values()), [])
+    for r in rows:
+        if r["n"]:
+            width = r["high"] - r["low"]
+            bottom.bar(r["low"] + width / 2, r["n"], width=0.9 * width, color="#4c72b0")
+            bottom.text(r["low"] + width / 2, r["n"], str(int(r["n"])), ha="center", va="bottom", fontsize=6)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("images (log)")
+    bottom.set_xlabel(f"confidence ({len(rows)} bins); counts: {'ensemble' if 'ensemble' in rel else 'first model'}")
+    bottom.set_xlim(0, 1)
     fig.tight_layout()
     return _png(fig)
 
 
-def deferred_png(images: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor) -> bytes:
+def spread_over_classes(idx: torch.Tensor, labels: torch.Tensor, n: int = 64) -> torch.Tensor:
+    """Up to `n` of the indices `idx`, taken class by class in turn (each class's in index order), so a test set
+    sorted by class shows every class instead of the first one's."""
+    by_class: dict[int, list[int]] = {}
+    for i in idx.tolist():
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    picked: list[int] = []
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    return torch.tensor(sorted(picked, key=lambda i: (int(labels[i]), i)), dtype=torch.long)
+
+
+def deferred_png(
+    images: torch.Tensor,
+    idx: torch.Tensor,
+    labels: torch.Tensor,
+    preds: torch.Tensor,
+    class_names: list[str] | tuple[str, ...] | None = None,
+) -> bytes:
+    """Deferred images spread over the classes (`spread_over_classes`), each titled with its true class and the
+    models' predictions, by name when the DataModule has `class_names`."""
     plt = _plt()
-    n = min(64, len(idx))
-    cols = 8
+    name = (lambda k: class_names[k]) if class_names else str  # noqa: E731
+    shown = spread_over_classes(idx, labels, 64)
+    n, cols = len(shown), 8
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.25, rows * 1.55), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.35, rows * 1.7), dpi=100, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
             continue
-        img = images[idx[k]]
+        i = int(shown[k])
+        img = images[i]
         ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray" if img.shape[0] == 1 else None)
-        ax.set_title(
-            f"#{int(idx[k])} y={int(labels[idx[k]])}\n" + "/".join(str(int(p)) for p in preds[:, idx[k]]), fontsize=6
-        )
-    fig.suptitle("deferred: true label, then each model's prediction", fontsize=8)
+        guesses = "/".join(name(int(p)) for p in preds[:, i])
+        ax.set_title(f"#{i} {name(int(labels[i]))}\n{guesses}", fontsize=5.5)
+    fig.suptitle(
+        f"deferred ({len(idx)} images; {n} shown, spread over the classes): true class, then each model's prediction",
+        fontsize=8,
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -315,7 +429,12 @@ def run(runs: list[Path], split: str, out: Path, data_dir: str | None = None) ->
     for name, png in (
         ("coverage.png", coverage_png(res["curve"], res["ensemble"]["accuracy"])),
         ("reliability.png", reliability_png(res["reliability"])),
-        ("deferred.png", deferred_png(images, idx, labels, probs.argmax(2))),
+        (
+            "deferred.png",
+            deferred_png(
+                images, idx, labels, probs.argmax(2), getattr(datamodule_of(runs[0], data_dir), "class_names", None)
+            ),
+        ),
     ):
         atomic_write(out / name, lambda fh, b=png: fh.write(b))
     return res
@@ -329,6 +448,13 @@ def parser(prog: str = "trickbench ensemble") -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--out", default=None, help="output folder (default <first run>/ensemble)")
     p.add_argument("--data_dir", default=None, help="the DataModule's data_dir, if not the one the runs used")
+    p.add_argument(
+        "--replot",
+        default=None,
+        metavar="OUT",
+        help="redraw the figures of the report in OUT from its results.json and deferred.csv, with the images of "
+        "the one run directory given (its config.yaml; no checkpoint needed)",
+    )
     return p
 
 
@@ -336,6 +462,12 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ensemble") -> in
     p = parser(prog)
     args = p.parse_args(argv)
     try:
+        if args.replot:
+            if len(args.runs) != 1:
+                raise EnsembleError("--replot OUT needs one run directory (for its data config)")
+            replot(Path(args.replot), Path(args.runs[0]), args.data_dir)
+            print(f"redrew the figures in {args.replot}")
+            return 0
         if args.from_ablation:
             if not args.arm or args.runs:
                 raise EnsembleError("--from-ablation needs --arm and no run directories")

@@ -320,32 +320,41 @@ def _png(fig) -> bytes:
 
 
 def chart_png(name: str, rows: list[dict], metric: str, baseline: str, scale: float) -> bytes:
+    """Bars of each arm's mean paired difference from the baseline (seed by seed), the per-seed differences as dots,
+    and the zero line, so sub-point effects are as visible as large ones; the baseline's own mean is in the title.
+    An arm far off the others' scale is clipped at the axis edge with its value written on it (`forest_range`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rows) + 1.5), 3.6), dpi=110)
-    xs = range(len(rows))
-    means = [r["mean"] * scale for r in rows]
-    stds = [0.0 if math.isnan(r["std"]) else r["std"] * scale for r in rows]
-    ax.bar(
-        xs,
-        means,
-        yerr=stds,
-        capsize=4,
-        color=["#888888" if r["arm"] == baseline else "#4c72b0" for r in rows],
+    diffs = paired_differences(rows, baseline)
+    arms = [r for r in rows if r["arm"] != baseline]
+    half, off = forest_range(arms, diffs)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(arms) + 1.5), 3.8), dpi=110)
+    for x, r in enumerate(arms):
+        mean = r["paired_delta"] * scale
+        if math.isnan(mean):
+            continue
+        shown = max(-half * scale, min(half * scale, mean))
+        colour = "#c44e52" if r["arm"] in off else "#55a868" if mean > 0 else "#4c72b0"
+        ax.bar(x, shown, color=colour, width=0.7)
+        if r["arm"] in off:
+            ax.text(x, shown * 0.5, f"{mean:+.1f}\noff scale", ha="center", va="center", fontsize=7, color="white")
+            continue
+        ax.plot([x + 0.22] * len(diffs[r["arm"]]), [d * scale for d in diffs[r["arm"]]], "k.", markersize=4)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_ylim(-half * scale, half * scale)
+    ax.set_xticks(range(len(arms)), [r["arm"] for r in arms], rotation=30, ha="right")
+    unit = " (points)" if scale == 100 else ""
+    ax.set_ylabel(f"{metric} minus {baseline}{unit}")
+    base = next((r for r in rows if r["arm"] == baseline), None)
+    where = (
+        f" ({baseline} {base['mean'] * scale:.2f}{'%' if scale == 100 else ''})"
+        if base and not math.isnan(base["mean"])
+        else ""
     )
-    for x, r in zip(xs, rows):  # each seed as a dot, so n and spread are visible
-        ax.plot([x + 0.22] * len(r["values"]), [v * scale for v in r["values"]], "k.", markersize=4)
-    all_vals = [v * scale for r in rows for v in r["values"]]
-    if all_vals:  # zoom on the data: bars from 0 would hide sub-point differences
-        lo, hi = min(all_vals), max(all_vals)
-        pad = max(0.5, 0.15 * (hi - lo))
-        ax.set_ylim(lo - pad - max(stds, default=0), hi + pad + max(stds, default=0))
-    ax.set_xticks(list(xs), [r["arm"] for r in rows], rotation=30, ha="right")
-    ax.set_ylabel(metric + (" (%)" if scale == 100 else ""))
-    ax.set_title(f"{name}: mean ± std over seeds")
+    ax.set_title(f"{name}: mean paired difference per arm, seeds as dots{where}", fontsize=9)
     return _png(fig)
 
 
@@ -461,16 +470,50 @@ def arm_curves(runs: list[Run], metric: str) -> dict[str, dict[int, float]]:
     return out
 
 
-def curves_png(name: str, curves: dict[str, dict[int, float]], metric: str, baseline: str, scale: float) -> bytes:
+def partial_epochs(runs: list[Run], metric: str) -> dict[str, list[int]]:
+    """Per arm, the epochs that some but not all of its runs logged (left out of its mean curve): a run resumed
+    from a checkpoint whose earlier log rows were lost starts later. The curves figure names them."""
+    by_arm: dict[str, list[set[int]]] = {}
+    for r in runs:
+        by_arm.setdefault(r.arm, []).append(set(epoch_curve(r, metric)))
+    out = {}
+    for arm, logged in by_arm.items():
+        if any(logged):
+            partial = set.union(*logged) - set.intersection(*logged)
+            if partial:
+                out[arm] = sorted(partial)
+    return out
+
+
+def _epoch_ranges(epochs: list[int]) -> str:
+    """0-based epochs as 1-based ranges: [0, 1, 2, 5] -> '1-3, 6'."""
+    spans: list[list[int]] = []
+    for e in epochs:
+        if spans and e == spans[-1][1] + 1:
+            spans[-1][1] = e
+        else:
+            spans.append([e, e])
+    return ", ".join(f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in spans)
+
+
+def curves_png(
+    name: str,
+    curves: dict[str, dict[int, float]],
+    metric: str,
+    baseline: str,
+    scale: float,
+    partial: dict[str, list[int]] | None = None,
+) -> bytes:
     """Each arm's mean `metric` per epoch (from the CSV logs); the baseline black, thick and on top, the arms in
-    tab10 colours without its grey, dashed after the first nine."""
+    tab10 colours without its grey, dashed after the first nine. An arm with epochs that not every run logged
+    (`partial_epochs`) says which in its legend entry, and its curve has no points there."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = [c for c in plt.get_cmap("tab10").colors if len(set(c)) > 1]  # tab10's grey reads as the baseline
-    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.6, 3.8), dpi=110)
     arms = [a for a in curves if a != baseline]
     for i, arm in enumerate(arms + [baseline] if baseline in curves else arms):
         if arm == baseline:
@@ -482,11 +525,14 @@ def curves_png(name: str, curves: dict[str, dict[int, float]], metric: str, base
                 "linestyle": "-" if i < len(colours) else "--",
             }
         curve = curves[arm]
-        ax.plot([e + 1 for e in curve], [v * scale for v in curve.values()], marker=".", label=arm, **style)
+        missing = (partial or {}).get(arm)
+        word = "epoch" if missing and len(missing) == 1 else "epochs"
+        label = f"{arm} ({word} {_epoch_ranges(missing)} missing in some seeds' logs)" if missing else arm
+        ax.plot([e + 1 for e in curve], [v * scale for v in curve.values()], marker=".", label=label, **style)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric}, mean over seeds" + (" (%)" if scale == 100 else ""))
     ax.set_title(f"{name}: {metric} per epoch")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: no curve hidden
     return _png(fig)
 
 
@@ -546,7 +592,7 @@ def write_report(
         curve_metric = metric.replace("test/", "train/", 1)
         curves = arm_curves(runs, curve_metric)
     if curves:
-        png_curves = curves_png(name, curves, curve_metric, baseline, scale)
+        png_curves = curves_png(name, curves, curve_metric, baseline, scale, partial_epochs(runs, curve_metric))
         atomic_write(out / "curves.png", lambda fh: fh.write(png_curves))
     shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
     for r in runs + pre:

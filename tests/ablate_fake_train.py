@@ -4,6 +4,7 @@ Behaviour comes from a `fake:` mapping in the --config files (later files win):
   fail: true           -> print "boom" to stderr and exit 1 (after writing a checkpoint)
   acc: 0.7             -> test accuracy written to metrics.json (plus 0.01 * seed)
   sleep: 5             -> hold the run directory's lock (as `fit` does) for 5 s before finishing
+  preflight: "no data" -> `ablate_fake_train.py preflight MANIFEST` (the harness's shared check) fails with it
 Every call appends its argv to <run_dir>/calls.json; a teacher-like config.yaml is written too.
 """
 
@@ -20,7 +21,28 @@ from pathlib import Path
 import yaml
 
 
+def read_fake(argv: list[str]) -> dict:
+    fake, it = {}, iter(argv)
+    for arg in it:
+        if arg == "--config":
+            fake.update((yaml.safe_load(Path(next(it)).read_text()) or {}).get("fake") or {})
+    return fake
+
+
+def preflight(manifest: str) -> int:
+    """Stand-in for trickbench.scripts.ablation.preflight: fails on the first entry whose configs say so."""
+    entries = json.loads(Path(manifest).read_text())
+    for entry in entries:
+        if why := read_fake(entry["args"]).get("preflight"):
+            print(f"error: {entry['label']}: {why}", file=sys.stderr)
+            return 2
+    print(f"preflight: {len(entries)} arm(s) fine")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["preflight"]:
+        return preflight(argv[1])
     fake, opts, configs = {}, {}, []
     it = iter(argv)
     for arg in it:
@@ -46,7 +68,7 @@ def main(argv: list[str]) -> int:
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"net": net}}}))
     print(f"fake training {run_dir}")
     if fake.get("fail"):
-        print("boom", file=sys.stderr)
+        print("error: boom", file=sys.stderr)
         return 1
     seed = int(opts.get("seed_everything", 0))
     record = {

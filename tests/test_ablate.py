@@ -26,6 +26,7 @@ FAKE = Path(__file__).with_name("ablate_fake_train.py")
 def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ablation, "TRAIN_CMD", [sys.executable, str(FAKE)])
     monkeypatch.setattr(ablation, "TEST_CMD", [sys.executable, str(FAKE), "test"])
+    monkeypatch.setattr(ablation, "PREFLIGHT_CMD", [sys.executable, str(FAKE), "preflight"])
 
 
 def write(path: Path, data: dict) -> str:
@@ -151,7 +152,20 @@ def test_failing_run_does_not_stop_the_sweep(tmp_path: Path, fake_trainer, capsy
     assert "fake training" in (root / "bad" / "seed0" / "stdout.log").read_text()
     out = capsys.readouterr().out
     assert "4/6 runs completed" in out and "FAILED bad/seed0" in out and "FAILED bad/seed1" in out
+    assert "bad/seed0: failed: exit code 1: error: boom (see" in out  # the run's own error, in the sweep's output
     assert json.loads((root / "plan.json").read_text())["arms"] == ["baseline", "bad", "after"]
+
+
+def test_a_shared_error_stops_the_sweep_before_any_run_starts(tmp_path: Path, fake_trainer, capsys) -> None:
+    """The preflight fails (here: the stand-in says the data is missing): one error line naming the arm, exit 2,
+    and not a single run folder, log or plan record written."""
+    bad = write(tmp_path / "bad.yaml", {"fake": {"preflight": "MNIST: missing file /nowhere/MNIST/raw/x"}})
+    path = make_ablation(tmp_path, {"baseline": [], "other": [bad]})
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: preflight: other/seed0: MNIST: missing file /nowhere/MNIST/raw/x", err
+    assert not (tmp_path / "runs").exists()
+    assert ablate.main([path, "--runs-dir", str(tmp_path / "runs"), "--skip-preflight"]) == 0  # the escape hatch
 
 
 def test_rerun_skips_finished_resumes_interrupted_restarts_missing(tmp_path: Path, fake_trainer) -> None:

@@ -24,6 +24,7 @@ FAKE = Path(__file__).with_name("ablate_fake_train.py")
 # The harness in its own process (so that it can be killed alone), with the torch-free stand-in trainer.
 HARNESS = (
     "import sys; from trickbench.scripts.ablation import plan; plan.TRAIN_CMD = [sys.executable, sys.argv[1]]; "
+    "plan.PREFLIGHT_CMD = [sys.executable, sys.argv[1], 'preflight']; "
     "from trickbench.scripts.ablate import main; sys.exit(main(sys.argv[2:]))"
 )
 
@@ -75,6 +76,7 @@ def test_the_run_dir_spelling_does_not_change_a_runs_identity(tmp_path: Path, mo
     """The same sweep with --runs-dir spelt relative, absolute and through a symlink (as `ablate`, `submit.sh` and
     a SLURM task spell it) finds its finished runs: none is stale, nothing is retrained."""
     monkeypatch.setattr(ablation, "TRAIN_CMD", [sys.executable, str(FAKE)])
+    monkeypatch.setattr(ablation, "PREFLIGHT_CMD", [sys.executable, str(FAKE), "preflight"])
     monkeypatch.chdir(tmp_path)
     ablation_file(tmp_path, sleep=0)
     assert ablate.main([str(tmp_path / "ablation.yaml"), "--runs-dir", "runs"]) == 0

@@ -41,9 +41,10 @@ def test_trainer_fragments_stack(fragment, tmp_path):
         return
     cli = instantiate(ROOT / "configs" / "synthetic_mlp.yaml", fragment, extra=["--run_dir", str(tmp_path)])
     if fragment.name == "default.yaml":  # applied first anyway: stacking it again changes nothing
-        assert [type(c).__name__ for c in cli.trainer.callbacks][:3] == [
+        assert [type(c).__name__ for c in cli.trainer.callbacks][:4] == [
             "ExactResume",
             "FiniteLossGuard",
+            "LearningRateMonitor",
             "PlainProgress",
         ]
         assert cli.trainer.checkpoint_callback.dirpath == str(tmp_path / "checkpoints")

@@ -124,6 +124,35 @@ def test_the_pages_document_each_subcommand() -> None:
     assert used <= set(SUBCOMMANDS) | set(TOOLS)
 
 
+def write_page_files(page: Path, folder: Path) -> list[Path]:
+    """The files a page tells users to write: code blocks whose first line is a comment naming a relative path
+    (`# configs/ablations/x.yaml`, `# my_project/nets.py`), written under `folder` (packages get an __init__.py)."""
+    written = []
+    for lang, block in FENCE.findall(page.read_text()):
+        first = block.splitlines()[0] if block else ""
+        if lang in ("yaml", "python") and (m := re.match(r"^# ((?:configs|my_project)/\S+\.(?:yaml|py))$", first)):
+            path = folder / m.group(1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(block)
+            if path.suffix == ".py":
+                (path.parent / "__init__.py").touch()
+            written.append(path)
+    return written
+
+
+def test_the_extending_page_trains_as_written(tmp_path: Path, monkeypatch) -> None:
+    """docs/extending.md's own net, dataset and config, copied out of the page: they train, and learn the blobs."""
+    from trickbench.lightning_cli import main
+
+    files = write_page_files(ROOT / "docs" / "extending.md", tmp_path)
+    assert {p.name for p in files} >= {"nets.py", "data.py", "blobs.yaml", "label_smoothing_sweep.yaml"}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cli = main(["fit", "--config", "my_project/blobs.yaml", "--config", "tricks/label_smoothing", "--run_dir=r"])
+    assert type(cli.model.net).__name__ == "TwoLayerNet" and cli.model.hparams.label_smoothing == 0.1
+    assert cli.trainer.callback_metrics["test/acc"] > 0.95, cli.trainer.callback_metrics
+
+
 @pytest.mark.parametrize("page,command", DOC_COMMANDS, ids=[f"{p}:{c[:60]}" for p, c in DOC_COMMANDS])
 def test_each_trickbench_command_parses(page: str, command: str, tmp_path: Path, monkeypatch, capsys) -> None:
     from trickbench.cli import SUBCOMMANDS, TOOLS, resolve_args
@@ -133,10 +162,8 @@ def test_each_trickbench_command_parses(page: str, command: str, tmp_path: Path,
         return  # the overview; tests/test_console.py runs it
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "configs", tmp_path / "configs")  # documented paths are relative to the clone
-    for lang, block in FENCE.findall((ROOT / "docs" / page if page != "README.md" else ROOT / page).read_text()):
-        first = block.splitlines()[0] if block else ""
-        if lang == "yaml" and re.match(r"^# configs/\S+\.yaml$", first):  # a file the page tells users to write
-            (tmp_path / first[2:]).write_text(block)
+    write_page_files(ROOT / "docs" / page if page != "README.md" else ROOT / page, tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # a package the page writes (docs/extending.md: my_project)
     sub, rest = argv[0], argv[1:]
     assert sub in SUBCOMMANDS or sub in TOOLS, f"{page}: unknown subcommand {sub!r}"
     if sub in TOOLS:

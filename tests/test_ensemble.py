@@ -115,3 +115,22 @@ def test_two_mnist_runs_end_to_end_and_per_model_accuracy_equals_the_test_subcom
     again = tmp_path / "ens2"
     ensemble.main([str(runs[0]), str(runs[1]), "--out", str(again)])
     assert (again / "coverage.png").read_bytes() == (out / "coverage.png").read_bytes()  # byte-identical
+    figures = {n: (out / n).read_bytes() for n in ("coverage.png", "reliability.png", "deferred.png")}
+    assert ensemble.main([str(runs[0]), "--replot", str(out)]) == 0  # from results.json + deferred.csv alone
+    assert {n: (out / n).read_bytes() for n in figures} == figures  # the very same figures
+
+
+def test_deferred_images_are_spread_over_the_classes():
+    labels = torch.arange(10).repeat_interleave(100)  # a test set sorted by class, as CIFAR-10's rendition
+    deferred = torch.arange(0, 1000, 3)  # every third image: the first 64 would all be classes 0-1
+    shown = ensemble.spread_over_classes(deferred, labels, 64)
+    counts = torch.bincount(labels[shown], minlength=10)
+    assert len(shown) == 64 and counts.min() >= 6 and counts.max() <= 7
+    assert set(shown.tolist()) <= set(deferred.tolist())
+
+
+def test_tau_labels_merge_equal_points_and_never_overlap():
+    curve = [{"coverage": 0.9, "accuracy": 0.95, "tau": t} for t in (0.0, 0.05, 0.1)]  # the agreed set, 3 taus
+    curve += [{"coverage": 0.89, "accuracy": 0.951, "tau": 0.15}]  # next to it: left unlabelled
+    curve += [{"coverage": 0.5, "accuracy": 0.99, "tau": 0.5}, {"coverage": 0.0, "accuracy": 1.0, "tau": 1.0}]
+    assert [t for _, _, t in ensemble.tau_labels(curve)] == ["τ=0-0.1", "τ=0.5"]

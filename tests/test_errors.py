@@ -120,6 +120,7 @@ def test_missing_dataset_without_download_is_one_clear_error(tmp_path):
     ]
     with pytest.raises(DatasetError, match="missing file .*download=True"):
         main(args)
+    assert os.listdir(tmp_path) == []  # checked before the run directory exists: no run folder, no data folder
 
 
 def test_teacher_of_wrong_architecture_fails_before_training(tmp_path, fake_mnist):
@@ -245,6 +246,7 @@ def test_the_main_command_offline_ends_with_one_error_line_and_no_traceback(tmp_
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: CIFAR-10: download into") and "Offline?" in last
+    assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)  # neither the data folder nor a run folder
     debug = subprocess.run(
         cmd[:-1] + [str(tmp_path / "run2")],
         cwd=tmp_path,

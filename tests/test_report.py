@@ -256,6 +256,8 @@ def test_curves_are_the_per_epoch_mean_of_each_arms_csv_logs(tmp_path: Path) -> 
     assert curves["baseline"] == pytest.approx({0: 0.5, 1: 0.7})
     assert curves["better"] == pytest.approx({0: 0.6, 1: 0.9})  # epoch 2: only one seed logged it
     assert "short" not in curves  # no log
+    assert report.partial_epochs(runs, "val/acc") == {"better": [2]}  # named in the figure's legend
+    assert report._epoch_ranges([0, 1, 2, 5]) == "1-3, 6"
     report.write_report(tmp_path / "runs", tmp_path / "a")
     report.write_report(tmp_path / "runs", tmp_path / "b")
     assert (tmp_path / "a" / "curves.png").read_bytes() == (tmp_path / "b" / "curves.png").read_bytes()

@@ -17,6 +17,7 @@ DEFAULT_CALLBACKS = [
     "trickbench.callbacks.ExactResume",
     "trickbench.callbacks.FiniteLossGuard",
     "trickbench.callbacks.LastCheckpoint",
+    "trickbench.callbacks.LearningRateMonitor",
 ]
 
 
@@ -37,7 +38,7 @@ def test_saved_config_reproduces_the_run_bit_for_bit(fake_mnist: Path, tmp_path:
         "2",
     )
     cfg = yaml.safe_load((first / "config.yaml").read_text())
-    assert callback_paths(first)[:3] == DEFAULT_CALLBACKS
+    assert callback_paths(first)[:4] == DEFAULT_CALLBACKS
     assert cfg["trainer"]["plugins"] == [{"class_path": "trickbench.callbacks.AtomicCheckpointIO"}]
     assert cfg["trainer"]["enable_progress_bar"] is False  # resolved: stdout is not a terminal under pytest
 

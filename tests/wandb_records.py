@@ -66,3 +66,14 @@ def run_config(path: str | Path) -> dict[str, Any]:
         for item in items:
             cfg[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return cfg
+
+
+def history(path: str | Path) -> list[dict[str, Any]]:
+    """Every logged row (`wandb.log` / a logger's `log_metrics`), in order, as key -> value."""
+    rows = []
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "history":
+            rows.append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in rec.history.item}
+            )
+    return rows

@@ -136,5 +136,27 @@ def quiet_lightning() -> None:
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )
     warnings.filterwarnings("ignore", message="The dirpath has changed from")
+    # `main(args=[...])` is trickbench's documented in-process entry (notebooks, the batch runner): the process's
+    # own argv belongs to its host (a Jupyter kernel's `-f file.json`) and is never parsed.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
+    # Our DataModules return no validation loader (an empty list) when val_size is 0, on purpose.
+    warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+    # Under "*-mixed" precision the weights are stored in float32, so the 32 bits the summary falls back to are right.
+    warnings.filterwarnings("ignore", message=r"Precision \S+-mixed is not supported by the model summary")
     if "SLURM_JOB_ID" not in os.environ:
         warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
+
+
+def drop_wandb_anonymous(logger: Any) -> Any:
+    """Lightning's WandbLogger always passes `anonymous` to `wandb.init` (None unless asked for), and wandb >= 0.19
+    prints "The anonymous setting has no effect" for every run; leave the key out when it was not asked for.
+    Reads Lightning's private `_wandb_init`: fails loudly if it changes."""
+    init = getattr(logger, "_wandb_init", None)
+    if not isinstance(init, dict) or "anonymous" not in init:
+        raise RuntimeError(
+            "lightning's WandbLogger no longer keeps `_wandb_init` with an `anonymous` key; update "
+            "trickbench.compat.drop_wandb_anonymous"
+        )
+    if init["anonymous"] is None:
+        del init["anonymous"]
+    return logger

@@ -14,15 +14,18 @@ import importlib
 import inspect
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.callbacks import LearningRateMonitor as LRMonitorBase
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -31,6 +34,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from trickbench import compat
+from trickbench.callbacks.progress import SizedForGPUNote
 from trickbench.callbacks.run_dir import (
     RunDirError,
     RunLock,
@@ -160,6 +164,12 @@ class TrickbenchCLI(LightningCLI):
             help="fit into a run directory that holds a run: delete its contents first",
         )
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the final weights after fit")
+        parser.add_argument(
+            "--sized_for",
+            type=Literal["any", "gpu"],
+            default="any",
+            help="the hardware a recipe is sized for; `gpu`: a start on a CPU says so, with the expected time",
+        )
         parser.add_argument("--wandb.project", type=str, default="trickbench")
         parser.add_argument("--wandb.group", type=str | None, default=None, help="W&B group (ablation name)")
         parser.add_argument("--wandb.tags", type=list[str], default=[], help="W&B tags (ablation arm)")
@@ -197,6 +207,7 @@ class TrickbenchCLI(LightningCLI):
             cfg.run_dir = os.environ[RUN_DIR_ENV]  # a DDP rank re-running the command: rank 0 chose the dir
             return
         run_dir = self._resolve_run_dir(cfg)
+        self._created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
         lock = RunLock(run_dir).acquire()  # before anything is written or deleted there
         try:
             if self.subcommand == "fit" and holds_run(run_dir):
@@ -259,6 +270,8 @@ class TrickbenchCLI(LightningCLI):
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer_cfg = init.get("trainer") or {}
         run_dir = Path(self._cfg().run_dir)
+        if self.run_lock is not None:
+            self._check_data(run_dir)
         kwargs["default_root_dir"] = str(run_dir)
         if trainer_cfg.get("logger") in (None, True):
             wb = self._cfg().wandb
@@ -267,15 +280,17 @@ class TrickbenchCLI(LightningCLI):
             # run and logs nowhere.
             if wandb_mode() != "disabled":
                 kwargs["logger"].append(
-                    WandbLogger(
-                        project=wb.project,
-                        group=wb.group,
-                        tags=list(wb.tags) or None,
-                        name=wb.name or run_dir.name,
-                        save_dir=str(run_dir),
-                        mode=wandb_mode(),
-                        id=self._wandb_run_id(run_dir),
-                        resume="allow",
+                    compat.drop_wandb_anonymous(
+                        WandbLogger(
+                            project=wb.project,
+                            group=wb.group,
+                            tags=list(wb.tags) or None,
+                            name=wb.name or run_dir.name,
+                            save_dir=str(run_dir),
+                            mode=wandb_mode(),
+                            id=self._wandb_run_id(run_dir),
+                            resume="allow",
+                        )
                     )
                 )
         callbacks = trainer_cfg.get("callbacks") or []
@@ -287,7 +302,31 @@ class TrickbenchCLI(LightningCLI):
             RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()),
             SignalGate(),
         ]
-        return plain_summary(super().instantiate_trainer(**kwargs))
+        trainer = plain_summary(super().instantiate_trainer(**kwargs))
+        if self._cfg().get("sized_for") == "gpu" and isinstance(trainer.accelerator, CPUAccelerator):
+            trainer.callbacks.append(SizedForGPUNote(self._recipe_name()))
+        return trainer
+
+    def _recipe_name(self) -> str:
+        """The first --config the run names (its recipe), for messages."""
+        configs = self._cfg().get("config") or []
+        first = str(configs[0]) if configs else ""
+        return Path(first).stem if first and "\n" not in first else "this recipe"
+
+    def _check_data(self, run_dir: Path) -> None:
+        """The DataModule's `preflight()` (files present, checksums) before anything is written into the run
+        directory: a missing or damaged dataset is one error, and the folders this process created for the run
+        (still holding nothing but its lock) are removed again, so no run directory is left behind."""
+        try:
+            preflight_data(self.datamodule)
+        except DatasetError:
+            created = getattr(self, "_created", None)
+            leftover = [p for p in created.rglob("*") if p.is_file() and p.name != ".lock"] if created else [None]
+            if not leftover:
+                self.run_lock.release()
+                self.run_lock = None
+                shutil.rmtree(created)
+            raise
 
     def _wandb_run_id(self, run_dir: Path) -> str:
         """The W&B run id resumes with the run: `fit --ckpt_path X` with X in this run directory (a resume)
@@ -305,6 +344,22 @@ class TrickbenchCLI(LightningCLI):
     def after_fit(self) -> None:
         if self._cfg().test_after_fit and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule)
+
+
+def build_datamodule(data_cfg: Any) -> LightningDataModule | None:
+    """The DataModule a parsed `data:` entry configures, built on its own (nothing else is instantiated)."""
+    if not isinstance(data_cfg, Namespace) or not data_cfg.get("class_path"):
+        return None
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data")
+    return parser.instantiate_classes(Namespace(data=data_cfg)).data
+
+
+def preflight_data(dm: Any) -> None:
+    """Run a DataModule's `preflight()` when it has one (trickbench's released datasets: files present, downloaded
+    when allowed, checksums), so a missing or damaged dataset stops a run before it starts."""
+    if dm is not None and callable(getattr(dm, "preflight", None)):
+        dm.preflight()
 
 
 def _class_of(entry: Any) -> type | None:
@@ -335,7 +390,14 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
     """Complete a parsed `trainer` section in place with trickbench's defaults (configs/trainer/default.yaml) that a
     config's own `callbacks:` / `plugins:` list replaced, and resolve the progress-bar rule, so the saved
     config.yaml names every callback and plugin of the run. Returns the names of the defaults added back."""
-    from trickbench.callbacks import AtomicCheckpointIO, ExactResume, FiniteLossGuard, LastCheckpoint, PlainProgress
+    from trickbench.callbacks import (
+        AtomicCheckpointIO,
+        ExactResume,
+        FiniteLossGuard,
+        LastCheckpoint,
+        LearningRateMonitor,
+        PlainProgress,
+    )
 
     cbs = trainer.get("callbacks") or []
     cbs = list(cbs) if isinstance(cbs, list) else [cbs]
@@ -345,13 +407,17 @@ def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
             (k := _class_of(c)) is not None and issubclass(k, kind) and not (but and issubclass(k, but)) for c in cbs
         )
 
-    added = [cls.__name__ for cls in (ExactResume, FiniteLossGuard) if not has(cls)]
-    cbs += [_spec(cls) for cls in (ExactResume, FiniteLossGuard) if not has(cls)]
+    missing = [cls for cls in (ExactResume, FiniteLossGuard) if not has(cls)]  # in configs/trainer/default.yaml's order
+    added = [cls.__name__ for cls in missing]
+    cbs += [_spec(cls) for cls in missing]
     if has(ModelCheckpoint, but=LastCheckpoint):  # the config chose its checkpoints: no second writer of last.ckpt
         cbs = [c for c in cbs if not ((k := _class_of(c)) is not None and issubclass(k, LastCheckpoint))]
     elif not has(LastCheckpoint):
         cbs.append(_spec(LastCheckpoint))
         added.append("LastCheckpoint")
+    if not has(LRMonitorBase):  # Lightning's own LearningRateMonitor counts as one
+        cbs.append(_spec(LearningRateMonitor))
+        added.append("LearningRateMonitor")
     bar = trainer.get("enable_progress_bar")
     if bar is None and not sys.stdout.isatty() and not has(ProgressBar):
         # Left unset while stdout is a file or pipe (SLURM log, subprocess): a bar there prints only its final

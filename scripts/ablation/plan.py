@@ -41,7 +41,12 @@ PREREQ_DIR = "prerequisites"  # <runs>/<name>/prerequisites/<prereq>/seed<k>; ne
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 TRAIN_CMD = [sys.executable, "-m", "trickbench", "fit"]  # tests swap this for a fake trainer
 TEST_CMD = [sys.executable, "-m", "trickbench", "test"]  # a test-only arm (`evaluate:`); swapped likewise
-BATCH_CMD = [sys.executable, "-m", "trickbench.scripts.ablation.batch"]  # --per-process N: several runs in one process
+BATCH_CMD = [sys.executable, "-m", "trickbench.scripts.ablation.batch"]
+PREFLIGHT_CMD = [
+    sys.executable,
+    "-m",
+    "trickbench.scripts.ablation.preflight",
+]  # shared checks first  # --per-process N: several runs in one process
 
 
 class AblationError(ValueError):
