@@ -12,6 +12,7 @@ checkpoint. Under AMP it runs inside the training step's autocast; the KL is com
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -82,20 +83,30 @@ class KnowledgeDistillation(Callback):
     alpha: weight of the KD term (CE gets 1 - alpha). temperature: softmax temperature T (> 0).
 
     Args:
-        teacher: the teacher network (same input and classes as the student)
+        teacher: the teacher network (same input and classes as the student): its class and arguments, built when
+            its checkpoint is loaded, in a private RNG scope, so that declaring a teacher leaves the student's
+            initial weights those of the baseline with the same seed (a built nn.Module works too, in Python)
         teacher_checkpoint: the teacher's weights: a run's last.ckpt or a state_dict file
         alpha: weight of the KD term (CE gets 1 - alpha)
         temperature: softmax temperature T (> 0) of both distributions
     """
 
     def __init__(
-        self, teacher: nn.Module, teacher_checkpoint: str | None = None, alpha: float = 0.5, temperature: float = 4.0
+        self,
+        teacher: Callable[[], nn.Module],
+        teacher_checkpoint: str | None = None,
+        alpha: float = 0.5,
+        temperature: float = 4.0,
     ) -> None:
         if not 0.0 <= alpha <= 1.0 or temperature <= 0:
             raise ValueError(
                 f"KnowledgeDistillation needs alpha in [0, 1] and temperature > 0, got {alpha}, {temperature}"
             )
-        self.teacher, self.teacher_checkpoint = teacher, teacher_checkpoint
+        # From YAML the teacher comes as a factory (jsonargparse builds a Callable[[], nn.Module] lazily): an eagerly
+        # built teacher drew its (discarded) random init from the global RNG before the student was built.
+        self._make_teacher = teacher
+        self.teacher: nn.Module | None = teacher if isinstance(teacher, nn.Module) else None
+        self.teacher_checkpoint = teacher_checkpoint
         self.alpha, self.temperature = alpha, temperature
         self._loaded = False
 
@@ -113,6 +124,9 @@ class KnowledgeDistillation(Callback):
                 f"KnowledgeDistillation needs a module with register_loss_term (the Classifier), "
                 f"got {type(pl_module).__name__}"
             )
+        if self.teacher is None:
+            with torch.random.fork_rng(devices=[]):  # its random init is overwritten: it must not move the run's RNG
+                self.teacher = self._make_teacher()
         load_teacher(self.teacher, self.teacher_checkpoint)
         self._loaded = True
 

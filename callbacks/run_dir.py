@@ -38,7 +38,15 @@ class RunDirError(RuntimeError):
 
 
 def default_run_dir(root: str | Path = "runs") -> Path:
-    """`runs/<YYYYmmdd-HHMMSS>-<6 hex>`: unique even for runs started in the same second."""
+    """`runs/<YYYYmmdd-HHMMSS>-<6 hex>`: unique even for runs started in the same second. In a SLURM job step of
+    several tasks (multi-node or `srun` DDP) every rank must name the same folder without talking to the others:
+    `runs/slurm-<job id>` (`-<array job id>_<task id>` for an array task)."""
+    env = os.environ
+    if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+        job = env["SLURM_JOB_ID"]
+        if env.get("SLURM_ARRAY_JOB_ID"):
+            job = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '0')}"
+        return Path(root) / f"slurm-{job}"
     return Path(root) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 

@@ -137,7 +137,7 @@ class TensorDataModule(LightningDataModule):
     Args:
         batch_size: training batch size (per device)
         eval_batch_size: validation/test batch size
-        seed: seed of the split, the shuffling and the augmentation stream
+        seed: seed of the split, the shuffling and the augmentation stream; null (default): the run's `seed_everything`
         device_resident: keep every split on the training device, so batches never cross the host-device bus
     """
 
@@ -145,12 +145,13 @@ class TensorDataModule(LightningDataModule):
     num_classes: int | None = None
 
     def __init__(
-        self, batch_size: int = 128, eval_batch_size: int = 1024, seed: int = 0, device_resident: bool = False
+        self, batch_size: int = 128, eval_batch_size: int = 1024, seed: int | None = None, device_resident: bool = False
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.seed = seed
+        # None: the training CLI passes the run's seed first (trickbench.lightning_cli.follow_run_seed)
+        self.seed = 0 if seed is None else seed
         # device_resident: copy each split to the training device once, so a batch never crosses PCIe.
         self.device_resident = device_resident
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

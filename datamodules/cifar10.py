@@ -69,7 +69,7 @@ class CIFAR10DataModule(ReleasedDataModule):
         train_subset: > 0: train on only the first N training images (quick CPU runs)
         batch_size: training batch size (per device)
         eval_batch_size: validation/test batch size
-        seed: seed of the split, the shuffling and the augmentation stream
+        seed: seed of the split, the shuffling and the augmentation stream; null (default): the run's `seed_everything`
         device_resident: keep every split on the training device, so batches never cross the host-device bus
     """
 
@@ -96,7 +96,7 @@ class CIFAR10DataModule(ReleasedDataModule):
         train_subset: int = 0,
         batch_size: int = 128,
         eval_batch_size: int = 1024,
-        seed: int = 0,
+        seed: int | None = None,
         device_resident: bool = False,
     ) -> None:
         super().__init__(

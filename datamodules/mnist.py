@@ -49,7 +49,7 @@ class MNISTDataModule(ReleasedDataModule):
         normalize: per-channel normalisation; false gives intensities in [0, 1] (autoencoders, GANs)
         batch_size: training batch size (per device)
         eval_batch_size: validation/test batch size
-        seed: seed of the split, the shuffling and the augmentation stream
+        seed: seed of the split, the shuffling and the augmentation stream; null (default): the run's `seed_everything`
         device_resident: keep every split on the training device, so batches never cross the host-device bus
     """
 
@@ -71,7 +71,7 @@ class MNISTDataModule(ReleasedDataModule):
         normalize: bool = True,
         batch_size: int = 128,
         eval_batch_size: int = 1024,
-        seed: int = 0,
+        seed: int | None = None,
         device_resident: bool = False,
     ) -> None:
         super().__init__(

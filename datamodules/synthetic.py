@@ -41,7 +41,7 @@ class SyntheticRegressionDataModule(TensorDataModule):
         n_test: test examples
         batch_size: training batch size (per device)
         eval_batch_size: validation/test batch size
-        seed: seed of the data and the shuffling
+        seed: seed of the data and the shuffling; null (default): the run's `seed_everything`
         device_resident: keep every split on the training device, so batches never cross the host-device bus
     """
 
@@ -55,7 +55,7 @@ class SyntheticRegressionDataModule(TensorDataModule):
         n_test: int = 1024,
         batch_size: int = 128,
         eval_batch_size: int = 1024,
-        seed: int = 0,
+        seed: int | None = None,
         device_resident: bool = False,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, seed, device_resident)

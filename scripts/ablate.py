@@ -492,8 +492,8 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
     job = plan.jobs[index]
     if srun:
         print(
-            f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}); "
-            f"its output goes to {job.run_dir}/stdout.log and stderr.log",
+            f"# task {index}: {job.label} -> {job.run_dir} (state {run_state(job, plan)[0]}) on "
+            f"{os.environ.get('SLURM_JOB_NODELIST', '?')}; its output goes to {job.run_dir}/stdout.log and stderr.log",
             flush=True,
         )
     needed = plan.dependency(job)

@@ -34,10 +34,11 @@ def test_base_config_instantiates(config, tmp_path):
 
 @pytest.mark.parametrize("fragment", TRAINER_FRAGMENTS, ids=lambda p: p.name)
 def test_trainer_fragments_stack(fragment, tmp_path):
-    if fragment.name == "ddp.yaml":
+    if fragment.name in ("ddp.yaml", "ddp_multinode.yaml"):
         # Building a DDP Trainer here would launch processes; parse only (tests/test_ddp.py runs it for real).
         cfg = instantiate_parser_only(ROOT / "configs" / "synthetic_mlp.yaml", fragment)
         assert cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm is True
+        assert fragment.name == "ddp.yaml" or (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 1)
         return
     cli = instantiate(ROOT / "configs" / "synthetic_mlp.yaml", fragment, extra=["--run_dir", str(tmp_path)])
     if fragment.name == "default.yaml":  # applied first anyway: stacking it again changes nothing

@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,22 @@ def write_page_files(page: Path, folder: Path) -> list[Path]:
                 (path.parent / "__init__.py").touch()
             written.append(path)
     return written
+
+
+def test_the_cluster_page_shows_the_sbatch_the_launcher_writes(tmp_path: Path, monkeypatch, capsys) -> None:
+    """docs/cluster.md's 4-node x 8-GPU ablation file, through the SLURM launcher in a clone at tmp_path: the script
+    it writes is the page's, once the clone and the interpreter are spelled as the page spells them."""
+    from trickbench.scripts import ablate
+
+    page = (ROOT / "docs" / "cluster.md").read_text()
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    (path,) = [p for p in write_page_files(ROOT / "docs" / "cluster.md", tmp_path) if p.suffix == ".yaml"]
+    monkeypatch.chdir(tmp_path)
+    assert ablate.main([str(path.relative_to(tmp_path)), "--launcher", "slurm"]) == 0
+    written = (tmp_path / "runs" / "resnet18_4x8" / "slurm" / "ablation.sbatch").read_text()
+    written = written.replace(sys.executable, "/home/me/venv/bin/python").replace(str(tmp_path), "/home/me/trickbench")
+    shown = next(block for lang, block in FENCE.findall(page) if lang == "text" and block.startswith("#!/bin/bash"))
+    assert written == shown
 
 
 def test_the_extending_page_trains_as_written(tmp_path: Path, monkeypatch) -> None:

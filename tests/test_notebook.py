@@ -33,6 +33,7 @@ def test_quickstart_notebook_executes_every_cell(tmp_path, monkeypatch):
     ).execute()
     outputs = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "generated (no local copy)" in outputs
+    assert "LightningCLI's args parameter" not in outputs  # main(args=[...]) in a kernel: no argv warning
     for name in ("regression", "mnist_cnn", "mnist_vae", "cifar10_fast_cutmix"):
         record = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
         assert record["status"] == "completed", name

@@ -8,7 +8,6 @@ so in CI a cluster that does not come up is a failure, not a skip.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,12 +26,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    try:
-        c = slurm_cluster.start(tmp_path_factory.mktemp("slurm"))
-    except slurm_cluster.ClusterUnavailable as err:
-        if os.environ.get("TRICKBENCH_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SLURM cluster required (TRICKBENCH_REQUIRE_SLURM=1) but unavailable: {err}")
-        pytest.skip(f"no SLURM cluster here: {err}")
+    c = slurm_cluster.started_or_skipped(slurm_cluster.start, tmp_path_factory.mktemp("slurm"))
     yield c
     c.stop()
 
@@ -42,25 +36,11 @@ def env(cluster) -> dict[str, str]:
 
 
 def ablate(cluster, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "trickbench", "ablate", *args],
-        cwd=cwd,
-        env=env(cluster),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return slurm_cluster.ablate(cluster, *args, cwd=cwd, env=subprocess_env())
 
 
 def wait_idle(cluster, name: str, timeout: float = 420) -> None:
-    """Until no job of this ablation is pending or running."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if not cluster.run("squeue", "-h", "-n", f"tb-{name}", "-o", "%i").strip():
-            return
-        time.sleep(2)
-    raise AssertionError(f"jobs of {name} still queued after {timeout} s:\n{cluster.run('squeue')}")
+    cluster.wait_idle(name, timeout)
 
 
 def starts(run: Path) -> list[str]:

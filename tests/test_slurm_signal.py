@@ -54,7 +54,8 @@ def test_hold_keeps_a_usr1_pending_until_release():
 
 def test_an_early_usr1_requeues_once_training_starts(tmp_path):
     """A USR1 sent while the fit is still importing is delivered once Lightning's SLURM handler exists: the run
-    saves its HPC checkpoint, asks `scontrol requeue <job>`, and (the fake scontrol requeues nothing) completes."""
+    saves its HPC checkpoint, asks `scontrol requeue <job>`, and (the fake scontrol requeues nothing) completes,
+    deleting the HPC checkpoint its completed fit superseded."""
     bin_dir, run_dir = tmp_path / "bin", tmp_path / "run"
     bin_dir.mkdir()
     calls = tmp_path / "scontrol.calls"
@@ -94,7 +95,8 @@ def test_an_early_usr1_requeues_once_training_starts(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{err[-3000:]}"
     assert calls.read_text().split() == ["requeue", "4242"]
-    assert (run_dir / "hpc_ckpt_1.ckpt").is_file()
+    assert "Handling auto-requeue signal" in err  # Lightning's handler ran (it saves hpc_ckpt_1.ckpt, then requeues)
+    assert not (run_dir / "hpc_ckpt_1.ckpt").exists()  # deleted once the fit completed: last.ckpt supersedes it
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["status"] == "completed"
 

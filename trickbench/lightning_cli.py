@@ -191,6 +191,7 @@ class TrickbenchCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self._cfg()
+        follow_run_seed(cfg)
         added = resolve_trainer_defaults(cfg.trainer)
         if added and rank_zero_only.rank == 0:
             print(
@@ -203,8 +204,11 @@ class TrickbenchCLI(LightningCLI):
         if self.subcommand is None:  # run=False: classes are built, nothing runs or writes; no lock
             cfg.run_dir = str(Path(cfg.run_dir or default_run_dir()).resolve())
             return
-        if rank_zero_only.rank != 0 and os.environ.get(RUN_DIR_ENV):
-            cfg.run_dir = os.environ[RUN_DIR_ENV]  # a DDP rank re-running the command: rank 0 chose the dir
+        if rank_zero_only.rank != 0:
+            # A DDP rank: rank 0 owns the run directory (lock, records). Lightning's launcher passes rank 0's choice
+            # down; ranks started side by side (`srun` on one or several nodes) resolve the same --run_dir (or the
+            # same SLURM-derived default) themselves.
+            cfg.run_dir = os.environ.get(RUN_DIR_ENV) or str(self._resolve_run_dir(cfg))
             return
         run_dir = self._resolve_run_dir(cfg)
         self._created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
@@ -342,8 +346,32 @@ class TrickbenchCLI(LightningCLI):
         return run_id
 
     def after_fit(self) -> None:
-        if self._cfg().test_after_fit and not self.trainer.interrupted:
+        if self.trainer.interrupted:
+            return
+        drop_hpc_checkpoints(self.trainer)
+        if self._cfg().test_after_fit:
             self.trainer.test(self.model, datamodule=self.datamodule)
+
+
+def drop_hpc_checkpoints(trainer: Any) -> None:
+    """Delete the `hpc_ckpt_<n>.ckpt` files Lightning's SLURM plugin wrote at each time-limit requeue, once the fit
+    they resumed has completed. `last.ckpt` supersedes them (the SIGTERM that follows a requeue saves it, and the
+    harness resumes from it); left in place, Lightning would load the newest of them, not the final weights, for
+    every later `test` or `validate` of this Trainer under SLURM (a requeued run reported the test metrics of an
+    earlier requeue's weights)."""
+    if trainer.is_global_zero:
+        for path in Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"):
+            path.unlink(missing_ok=True)
+    trainer.strategy.barrier("trickbench_hpc_checkpoints_dropped")  # no rank looks for them before they are gone
+
+
+def follow_run_seed(cfg: Namespace) -> None:
+    """A DataModule `seed` left at null (the default) takes the run's `seed_everything`, so another run seed also
+    means another split, data order and augmentation stream; config.yaml records the value used."""
+    init = cfg.get("data", Namespace()).get("init_args") if isinstance(cfg.get("data"), Namespace) else None
+    if isinstance(init, Namespace) and "seed" in init and init.seed is None:
+        run_seed = cfg.get("seed_everything")
+        init.seed = run_seed if isinstance(run_seed, int) and not isinstance(run_seed, bool) else 0
 
 
 def build_datamodule(data_cfg: Any) -> LightningDataModule | None:

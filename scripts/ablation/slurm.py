@@ -72,6 +72,20 @@ def resources(plan: Plan) -> tuple[int, int]:
     return procs, gpus
 
 
+def nodes_needed(plan: Plan) -> int:
+    """Nodes per run: the config's `trainer.num_nodes` (Lightning checks that num_nodes x devices equals the tasks
+    SLURM starts, so the script asks for exactly that). More than one needs DDP."""
+    count = trainer_setting(plan, "num_nodes") or 1
+    if not isinstance(count, int) or count < 1:
+        raise AblationError(f"ablation '{plan.name}': trainer.num_nodes must be a positive integer, got {count!r}")
+    if count > 1 and "ddp" not in str(trainer_setting(plan, "strategy") or ""):
+        raise AblationError(
+            f"ablation '{plan.name}' asks for trainer.num_nodes={count} without a DDP strategy: stack "
+            "configs/trainer/ddp_multinode.yaml (or set trainer.strategy: ddp)"
+        )
+    return count
+
+
 def cpus_per_task(plan: Plan) -> int:
     """What each run needs: the ablation's `slurm.cpus_per_task`, else 1 (one torch thread per process, as the
     CPU presets run); the script exports it as OMP_NUM_THREADS."""
@@ -101,7 +115,7 @@ def script_text(plan: Plan, config: str, runs_dir: str, sets: list[str]) -> str:
         f"#SBATCH --output={plan.root.resolve() / 'slurm' / '%A_%a.out'}",
         "#SBATCH --open-mode=append",  # a requeued task appends to its .out
         f"#SBATCH --chdir={Path.cwd()}",
-        "#SBATCH --nodes=1",
+        f"#SBATCH --nodes={nodes_needed(plan)}",
         f"#SBATCH --ntasks-per-node={procs}",
         *([f"#SBATCH --gres=gpu:{gpus}"] if gpus else []),
         f"#SBATCH --cpus-per-task={cpus_per_task(plan)}",
@@ -200,7 +214,14 @@ def check_cluster(plan: Plan) -> None:
     where = f"partition '{part}'" if part else "the cluster"
     if not nodes:
         raise AblationError(f"sinfo lists no node in {where}; check slurm.extra (--partition=...)")
-    if not any(c >= need_cpus and g >= gpus for c, g in nodes):
+    fitting = sum(c >= need_cpus and g >= gpus for c, g in nodes)
+    if fitting and fitting < nodes_needed(plan):
+        raise AblationError(
+            f"each run needs {nodes_needed(plan)} nodes (trainer.num_nodes) of {need_cpus} CPUs and {gpus} GPU(s), "
+            f"but only {fitting} node(s) of {where} have that. Lower trainer.num_nodes or pick another partition. "
+            "Nothing was submitted."
+        )
+    if not fitting:
         raise AblationError(
             f"no node of {where} can run one task: each needs {need_cpus} CPUs ({procs} process(es) x "
             f"cpus_per_task {cpus_per_task(plan)}) and {gpus} GPU(s); the largest node has "
