@@ -131,7 +131,7 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
         import yaml
 
         from trickbench.io import atomic_write_text
-        from trickbench.scripts.ablate import _fill_teacher
+        from trickbench.scripts.ablate import fill_teacher
 
         teacher = work / "kd_teacher"
         if not (record(teacher) or {}).get("status") == "completed":  # the base at twice the budget, first
@@ -156,7 +156,7 @@ def run_entry(name: str, files: list[str], args: argparse.Namespace, work: Path,
             )
         tree = yaml.safe_load((REPO / files[-1]).read_text())
         net = yaml.safe_load((teacher / "config.yaml").read_text())["model"]["init_args"]["net"]
-        _fill_teacher(tree, str(teacher / "checkpoints" / "last.ckpt"), net)
+        fill_teacher(tree, str(teacher / "checkpoints" / "last.ckpt"), net)
         generated = work / "kd_with_teacher.yaml"
         atomic_write_text(generated, yaml.safe_dump(tree, sort_keys=False))
         files = files[:-1] + [str(generated)]

@@ -26,7 +26,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.checks import check_range
 
 Buffers = Literal["copy", "average", "recompute"]
 

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from trickbench import compat
-from trickbench.datamodules.base import derive_seed
+from trickbench.seeding import derive_seed
 
 
 def reseed_globals(seed: int) -> None:

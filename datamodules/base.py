@@ -11,7 +11,6 @@ transforms in `on_after_batch_transfer`, i.e. on whatever device the batch now l
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,16 +18,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 
 from trickbench import compat
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed unique to (seed, *parts), e.g. (seed, "augment", rank, batch number).
-
-    Randomness derived from where we are, not carried over from the previous batch, needs no
-    checkpointing: a resumed run and each DDP rank draw exactly their own stream.
-    """
-    key = "/".join(map(str, (seed, *parts))).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+from trickbench.seeding import derive_seed
 
 
 class TensorLoader:

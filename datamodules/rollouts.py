@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.checks import check_range
 from trickbench.lightning_modules.ops.returns import gae
 
 

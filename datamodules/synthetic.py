@@ -7,8 +7,8 @@ from typing import Literal
 
 import torch
 
+from trickbench.checks import check_range
 from trickbench.datamodules.base import TensorDataModule
-from trickbench.lightning_modules.ops.checks import check_range
 
 
 def make_regression(

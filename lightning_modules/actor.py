@@ -15,8 +15,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.distributions import Categorical
 
+from trickbench.checks import check_range
 from trickbench.lightning_modules import optim
-from trickbench.lightning_modules.ops.checks import check_range
 
 
 def policy_loss(

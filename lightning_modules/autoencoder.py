@@ -16,8 +16,8 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from trickbench.checks import check_range, require_unnormalized
 from trickbench.lightning_modules import optim
-from trickbench.lightning_modules.ops.checks import check_range, require_unnormalized
 from trickbench.lightning_modules.step_logging import log_step_now, with_bar
 
 

@@ -12,8 +12,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from trickbench.checks import check_range
 from trickbench.lightning_modules import optim
-from trickbench.lightning_modules.ops.checks import check_range
 from trickbench.lightning_modules.ops.tta import tta_logits
 from trickbench.lightning_modules.step_logging import log_step_now, with_bar
 

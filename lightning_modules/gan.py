@@ -25,8 +25,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
+from trickbench.checks import require_unnormalized
 from trickbench.lightning_modules import optim
-from trickbench.lightning_modules.ops.checks import require_unnormalized
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:

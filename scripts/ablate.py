@@ -19,7 +19,6 @@ metrics.json is moved to `metrics.json.damaged-<time>`; an attempt without a che
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -43,80 +42,18 @@ from trickbench.scripts.ablation import plan as ablation_file
 from trickbench.scripts.ablation import slurm
 from trickbench.scripts.ablation import status as sweep_status
 from trickbench.scripts.ablation.plan import AblationError, Job, Plan, command, load_plan
+from trickbench.scripts.ablation.state import (  # noqa: F401  (definition, same_definition: the harness's API)
+    DEFINITION,
+    SPELLED_PATHS,
+    definition,
+    run_state,
+    same_definition,
+    stored_definition,
+)
 
 OK = ("completed", "finished")
 ELSEWHERE = "running elsewhere"  # outcome of a run another process is running now: left alone, not a failure
 WAIT_POLL_S = 5.0  # --wait: how often a run held by another process is looked at again
-DEFINITION = "definition.json"  # what defines a run: its command and the content of every config file
-
-
-SPELLED_PATHS = ("--run_dir=", "--ckpt_path=")  # where the run is (its own folder): not what it is
-
-
-def definition(plan: Plan, job: Job, legacy: bool = False) -> dict[str, Any]:
-    """The run's definition and its hash: the `fit` arguments (no interpreter, no resume path) and the sha256 of
-    each config file they name, so an edited fragment or another `--set` makes a finished run stale. The hash
-    leaves out how the run's own folder is spelled (relative or absolute `--runs-dir`, a symlink: `ablate`,
-    `submit.sh` and a SLURM task spell it differently); `legacy` gives the hash of definitions written before,
-    which included it, so their finished runs still count when the folder is spelled as they recorded it."""
-    args = command(plan, job)[ablation_file.prefix_length(job) :]
-    files = {}
-    for cfg in plan.base + list(job.fragments):
-        try:
-            files[cfg] = hashlib.sha256(Path(cfg).read_bytes()).hexdigest()
-        except OSError:
-            files[cfg] = None
-    body = {
-        "args": args,
-        "files": files,
-        "base": plan.base,
-        "fragments": list(job.fragments),
-        "overrides": plan.overrides + list(job.overrides),
-        "teacher": job.teacher,
-        "teacher_hash": definition(plan, plan.prerequisite(job.teacher), legacy)["hash"] if job.teacher else None,
-    }
-    if job.evaluates:  # test-only: defined by the run it tests as well (key absent otherwise: old hashes hold)
-        body["evaluates"] = {"arm": job.evaluates, "hash": definition(plan, plan.evaluated(job), legacy)["hash"]}
-    hashed = body if legacy else {**body, "args": [a.split("=")[0] if a.startswith(SPELLED_PATHS) else a for a in args]}
-    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
-    return {"hash": digest, **body}
-
-
-def same_definition(stored: dict[str, Any] | None, plan: Plan, job: Job) -> bool:
-    """Whether a run folder's stored definition is the plan's for that job (today's hash, or the hash it was
-    written with by an earlier version)."""
-    if stored is None:
-        return False
-    hash_ = stored.get("hash")
-    return hash_ == definition(plan, job)["hash"] or hash_ == definition(plan, job, legacy=True)["hash"]
-
-
-def stored_definition(job: Job) -> dict[str, Any] | None:
-    try:
-        return json.loads((job.run_dir / DEFINITION).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def run_state(job: Job, plan: Plan | None = None) -> tuple[str, str | None]:
-    """('finished' | 'resume' | 'new' | 'damaged' | 'stale', checkpoint to resume from).
-
-    'stale': the directory holds a run (finished or resumable) whose stored definition differs from the plan's
-    (or that has none); 'damaged': metrics.json cannot be read (the harness moves it aside and resumes)."""
-    metrics = job.run_dir / "metrics.json"
-    last = job.run_dir / "checkpoints" / "last.ckpt"
-    status = None
-    if metrics.is_file():
-        try:
-            status = json.loads(metrics.read_text()).get("status")
-        except (OSError, ValueError, AttributeError):
-            return "damaged", str(last) if last.is_file() else None
-    if plan is not None and (status == "completed" or last.is_file()):
-        if not same_definition(stored_definition(job), plan, job):
-            return "stale", None
-    if status == "completed":
-        return "finished", None
-    return ("resume", str(last)) if last.is_file() else ("new", None)
 
 
 def _stamp() -> str:
@@ -150,7 +87,7 @@ def set_aside_stale(job: Job) -> Path:
     return target
 
 
-def _fill_teacher(node: Any, ckpt: str, net: Any) -> bool:
+def fill_teacher(node: Any, ckpt: str, net: Any) -> bool:
     """Set every `teacher_checkpoint` (and a sibling `teacher` net) in a YAML tree; True if any was set."""
     hit = False
     if isinstance(node, dict):
@@ -160,10 +97,10 @@ def _fill_teacher(node: Any, ckpt: str, net: Any) -> bool:
                 node["teacher"] = net  # the architecture the checkpoint was trained with
             hit = True
         for value in node.values():
-            hit = _fill_teacher(value, ckpt, net) or hit
+            hit = fill_teacher(value, ckpt, net) or hit
     elif isinstance(node, list):
         for value in node:
-            hit = _fill_teacher(value, ckpt, net) or hit
+            hit = fill_teacher(value, ckpt, net) or hit
     return hit
 
 
@@ -183,7 +120,7 @@ def materialise(plan: Plan, job: Job, write: bool = True) -> list[str]:
     out = []
     for frag in job.fragments:
         tree = yaml.safe_load(Path(frag).read_text())
-        if not _fill_teacher(tree, ckpt, net):
+        if not fill_teacher(tree, ckpt, net):
             out.append(frag)
             continue
         generated = job.run_dir / f"generated_{Path(frag).stem}.yaml"

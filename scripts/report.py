@@ -194,6 +194,7 @@ def markdown(
             f"| {interval(r['delta'], r['ci_low'], r['ci_high'])} | {need} "
             f"| {_f(r['wall_seconds'], 1, '.0f')} |"
         )
+    lines += [*test_only_notes(plan, baseline), *wall_notes(rows, runs or [])]
     if pre:
         lines += [
             "",
@@ -216,6 +217,52 @@ def markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+WALL_SPREAD = 1.5  # runs of one arm whose wall times differ more than this factor did not run under equal load
+
+
+def test_only_notes(plan: dict, baseline: str) -> list[str]:
+    """One line per test-only arm (`evaluate:`): it trained nothing; its Δ is on the weights of the arm it tests."""
+    tested = {spec["arm"]: spec["evaluates"] for spec in (plan.get("runs") or {}).values() if spec.get("evaluates")}
+    return (
+        [
+            "",
+            *(
+                f"`{arm}` is test-only: each seed tests the final weights of `{target}`'s run of the same seed with "
+                f"the arm's test-time fragments; it trains nothing, so its wall is a test pass"
+                + (", and its Δ is the test-time trick alone on the very same weights." if target == baseline else ".")
+                for arm, target in tested.items()
+            ),
+        ]
+        if tested
+        else []
+    )
+
+
+def wall_notes(rows: list[dict], runs: list[Run]) -> list[str]:
+    """A flag when the wall column mixes load conditions or machines: an arm whose runs' wall times differ by more
+    than WALL_SPREAD x, or counted runs on more than one host or CPU (from their provenance)."""
+    walls: dict[str, list[float]] = {}
+    for r in runs:
+        w = r.record.get("wall_seconds")
+        if isinstance(w, (int, float)) and w > 0:
+            walls.setdefault(r.arm, []).append(float(w))
+    spread = {arm: (min(w), max(w)) for arm, w in walls.items() if len(w) > 1 and max(w) > WALL_SPREAD * min(w)}
+    hosts = {
+        ((r.record.get("provenance") or {}).get("host"), (r.record.get("provenance") or {}).get("cpu")) for r in runs
+    }
+    out = []
+    if spread:
+        detail = "; ".join(f"`{arm}` {lo:.0f}-{hi:.0f} s" for arm, (lo, hi) in spread.items())
+        out.append(
+            f"**The wall column mixes load conditions**: within an arm, some runs took more than {WALL_SPREAD:g}x as "
+            f"long as others ({detail}); runs that shared the machine with other work were slower. Compare cost across "
+            "arms only roughly."
+        )
+    if len(hosts) > 1:
+        out.append(f"**The wall column mixes machines**: the counted runs ran on {len(hosts)} host/CPU combinations.")
+    return ["", *out] if out else []
 
 
 def machines(runs: list[Run]) -> list[str]:

@@ -13,9 +13,9 @@ at once; training is `trickbench.lightning_cli.cli_main`, each tool its module's
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
+
+from trickbench.config_files import configs_dir, describe, resolve_args, resolve_config, shipped
 
 SUBCOMMANDS = {
     "fit": "train, then test the final weights (--test_after_fit false to skip)",
@@ -30,6 +30,7 @@ TOOLS = {  # subcommand -> (module with main(argv, prog), what it does)
     "data": ("trickbench.scripts.cifar_folder", "build or verify cifar-10-batches-py/ from a folder of images"),
     "score-gan": ("trickbench.scripts.score_gan", "score a GAN run's samples with a trained classifier run"),
 }
+__all__ = ["configs_dir", "describe", "main", "overview", "resolve_args", "resolve_config", "shipped"]
 GROUPS = {
     "": "experiments",
     "tricks": "trick fragments (stack after a CIFAR-10 recipe)",
@@ -37,63 +38,6 @@ GROUPS = {
     "variants": "variants of an experiment (stack after it)",
     "ablations": "ablation presets (trickbench ablate)",
 }
-
-
-def configs_dir() -> Path:
-    """The shipped configs: the package `trickbench.configs` (package data; in an editable install, the clone's
-    configs/). Found through the package, never through the working directory, so a foreign `configs/` there
-    cannot shadow it."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("trickbench.configs")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("trickbench.configs is not installed: reinstall with `pip install -e .` from the clone")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def describe(path: Path, width: int = 80) -> str:
-    """A config's one-line description: its first comment line, up to its first sentence end or `width` characters."""
-    first = next((ln for ln in path.read_text().splitlines() if ln.strip()), "")
-    text = first.lstrip("#").strip() if first.startswith("#") else ""
-    text = re.split(r"\.\s+(?=[A-Z])|\s{2,}", text)[0].rstrip(":,;. ")  # first sentence ("et al. 2016" is not an end)
-    if len(text) > width:
-        text = text[: width - 1].rsplit(" ", 1)[0].rstrip(":,;(") + " …"
-    return text
-
-
-def shipped() -> dict[str, Path]:
-    """Config name (path under configs/ without .yaml, e.g. `cifar10_fast`, `tricks/ema`) -> file."""
-    root = configs_dir()
-    return {str(p.relative_to(root).with_suffix("")): p for p in sorted(root.rglob("*.yaml"))}
-
-
-def resolve_config(value: str) -> str:
-    """A `--config` value: an existing file as given (read with today's class paths if it names older ones:
-    trickbench/aliases.py); else a shipped config's name (with or without `.yaml`, with or without a leading
-    `configs/`); else unchanged, so LightningCLI reports the missing file. A YAML string (an upgraded old
-    config, as a DDP rank re-running the resolved command line sees it) is no path and stays as it is."""
-    if "\n" in value:
-        return value
-    if Path(value).exists():
-        from trickbench.aliases import upgrade_config_file
-
-        return upgrade_config_file(value)
-    name = value.removeprefix("configs/").removesuffix(".yaml")
-    found = shipped().get(name)
-    return str(found) if found is not None else value
-
-
-def resolve_args(argv: list[str]) -> list[str]:
-    out, take = [], False
-    for arg in argv:
-        if take:
-            arg, take = resolve_config(arg), False
-        elif arg in ("--config", "-c"):
-            take = True
-        elif arg.startswith("--config="):
-            arg = "--config=" + resolve_config(arg.split("=", 1)[1])
-        out.append(arg)
-    return out
 
 
 def overview(prog: str = "trickbench") -> str:

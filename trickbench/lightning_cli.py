@@ -47,7 +47,7 @@ from trickbench.callbacks.run_dir import (
 )
 from trickbench.callbacks.run_record import RunRecord, RunRecordError, load_record
 from trickbench.callbacks.signal_gate import SignalGate
-from trickbench.cli import configs_dir, resolve_args
+from trickbench.config_files import configs_dir, resolve_args
 from trickbench.csv_log import ResumableCSVLogger
 from trickbench.datamodules.integrity import DatasetError
 from trickbench.io import atomic_write_json, atomic_write_text, error_text

@@ -18,8 +18,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from trickbench.checks import check_range
 from trickbench.lightning_modules.nets.layers import Init, Norm, conv, norm_layer
-from trickbench.lightning_modules.ops.checks import check_range
 from trickbench.lightning_modules.ops.drop_path import DropPath
 
 HeadPool = Literal["global_max", "max3"]

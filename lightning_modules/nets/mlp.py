@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.checks import check_range
 
 
 class MLP(nn.Module):

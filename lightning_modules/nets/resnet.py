@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trickbench.checks import check_range
 from trickbench.lightning_modules.nets.layers import Norm, conv, norm_layer
-from trickbench.lightning_modules.ops.checks import check_range
 from trickbench.lightning_modules.ops.drop_path import DropPath
 
 Shortcut = Literal["A", "B"]

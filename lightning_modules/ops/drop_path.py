@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trickbench.lightning_modules.ops.checks import check_range
+from trickbench.checks import check_range
 
 
 def drop_path(x: torch.Tensor, p: float | torch.Tensor, training: bool) -> torch.Tensor:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from trickbench.callbacks.run_dir import lock_holder
 from trickbench.scripts.ablation.plan import Job, Plan
+from trickbench.scripts.ablation.state import run_state
 
 
 def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
@@ -44,8 +45,6 @@ def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
 
 
 def job_state(plan: Plan, index: int, job: Job, queue: dict[int, tuple[str, str]]) -> tuple[str, str]:
-    from trickbench.scripts.ablate import run_state
-
     state = run_state(job, plan)[0]
     if state == "stale":
         return "stale", "holds results of another definition; rerun with --rerun-stale"
