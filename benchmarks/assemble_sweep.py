@@ -17,7 +17,6 @@ hashes of those files.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ import sys
 from pathlib import Path
 
 from trickbench.io import atomic_write_json
+from trickbench.run import record as run_record
+from trickbench.run.record import RunRecordError
 from trickbench.scripts.ablate import definition, job_command, write_plan_record
 from trickbench.scripts.ablation.plan import Job, Plan, load_plan
 
@@ -35,10 +36,10 @@ ABLATION = "configs/ablations/cifar10_cpu_fast.yaml"
 
 def finished(folder: Path) -> dict | None:
     try:
-        record = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError):
+        record = run_record.load(folder)
+    except RunRecordError:
         return None
-    return record if record.get("status") == "completed" else None
+    return record.to_dict() if record is not None and record.completed else None
 
 
 def configs_unchanged(plan: Plan, job: Job, commit: str) -> bool:

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from trickbench.run import record as run_record
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "at_length"
 ABLATION_BASE = ["configs/cifar10_resnet20.yaml", "configs/tricks/cosine.yaml"]  # configs/ablations/cifar10_cpu.yaml's
@@ -78,8 +80,8 @@ def fit_cmd(files: list[str], run_dir: Path, data_dir: str, nonorig: bool, extra
 
 
 def record(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    found = run_record.load(run_dir)
+    return None if found is None else found.to_dict()
 
 
 def run(cmd: list[str], log: Path, env: dict[str, str]) -> None:
@@ -95,7 +97,7 @@ def live_vs_final(run_dir: Path, data_dir: str) -> dict[str, float] | None:
     """Test accuracy (config's TTA) of the final and the live weights of a classifier run."""
     import torch
 
-    from trickbench.callbacks.averaging import live_weights
+    from trickbench.lightning_modules.ops.averaging import live_weights
     from trickbench.scripts.score_gan import load_run
 
     model, dm = load_run(run_dir, data_dir=data_dir)
@@ -218,7 +220,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from benchmarks.common import save
-    from trickbench.callbacks.run_dir import provenance
+    from trickbench.run.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 

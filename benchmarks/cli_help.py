@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     from benchmarks.common import provenance_lines, save
-    from trickbench.callbacks.run_dir import provenance
+    from trickbench.run.run_dir import provenance
 
     prov = provenance()
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}

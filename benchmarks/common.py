@@ -27,7 +27,7 @@ def machine() -> dict[str, Any]:
     """What the numbers depend on: CPU/GPU, threads, versions, and how busy the machine was."""
     import torch
 
-    from trickbench.callbacks.run_dir import cpu_model
+    from trickbench.run.run_dir import cpu_model
 
     info: dict[str, Any] = {
         "cpu": cpu_model(),
@@ -48,7 +48,7 @@ def machine() -> dict[str, Any]:
         info["lightning"] = lightning.__version__
     except ImportError:
         pass
-    from trickbench.callbacks.run_dir import provenance
+    from trickbench.run.run_dir import provenance
 
     prov = provenance()
     info["git_commit"], info["git_dirty"] = prov["git_commit"], prov["git_dirty"]
@@ -74,7 +74,7 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 def provenance_lines(prov: dict[str, Any]) -> str:
     """`- versions: ...` and `- git commit: ...` lines (newline-terminated) from
-    `trickbench.callbacks.run_dir.provenance()`."""
+    `trickbench.run.run_dir.provenance()`."""
     return (
         f"- versions: {json.dumps(prov['versions'])}\n- git commit: {prov['git_commit']} (dirty: {prov['git_dirty']})\n"
     )

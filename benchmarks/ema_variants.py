@@ -36,7 +36,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, update_bn
 
-from trickbench.callbacks.averaging import ema_decay, float_state, lerp_into
+from trickbench.lightning_modules.ops.averaging import ema_decay, float_state, lerp_into
+from trickbench.run import record as run_record
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "ema_variants"
@@ -119,7 +120,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from benchmarks.common import save
-    from trickbench.callbacks.run_dir import provenance
+    from trickbench.run.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
 
@@ -175,7 +176,7 @@ def main() -> None:
     for name, proc in procs.items():
         if proc.wait() != 0:
             raise SystemExit(f"{name} failed (exit {proc.returncode}); see {work / f'{name}.log'}")
-    records = {name: json.loads((work / name / "metrics.json").read_text()) for name in cmds}
+    records = {name: run_record.load(work / name).to_dict() for name in cmds}
     # The Lookahead run's final weights without TTA: a `test` of its checkpoint (writes into lookahead/eval/).
     test_cmd = [
         sys.executable,
@@ -201,8 +202,8 @@ def main() -> None:
         stdout=(work / "lookahead_test.log").open("w"),
         stderr=subprocess.STDOUT,
     )
-    evals = sorted((work / "lookahead" / "eval").glob("test-*/metrics.json"))
-    lookahead_no_tta = json.loads(evals[-1].read_text())["test"]["acc"]
+    evals = sorted((work / "lookahead" / "eval").glob(f"test-*/{run_record.FILENAME}"))
+    lookahead_no_tta = run_record.load(evals[-1].parent).metric("test/acc")
     shadows = json.loads(shadows_json.read_text())
     payload = {
         "provenance": started_with,

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data_dir", default=None, help="replaces the runs' data_dir (data moved since)")
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
-    from trickbench.callbacks.run_dir import provenance
+    from trickbench.run.run_dir import provenance
 
     prov = provenance()
     rows = []

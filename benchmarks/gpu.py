@@ -14,7 +14,6 @@ Prints one summary table last and writes `<out>/gpu.json` + `<out>/gpu.md`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from trickbench.datamodules.base import TensorDataModule
 from trickbench.datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from trickbench.lightning_modules import Classifier
 from trickbench.lightning_modules.nets import ResNet18
+from trickbench.run import record as run_record
 from trickbench.scripts.ablation.stats import mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def fast_runs(args: argparse.Namespace) -> list[dict]:
         )
         if proc.returncode:
             raise RuntimeError(f"fast preset run failed:\n{proc.stderr[-3000:]}")
-        rec = json.loads((run_dir / "metrics.json").read_text())
+        rec = run_record.load(run_dir).to_dict()
         runs.append(
             {
                 "seed": seed,

@@ -16,7 +16,6 @@ Writes `<out>/slurm_multinode.json` and `.md` (with the machine, versions, commi
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import yaml
 
 from benchmarks.common import save_with_machine
 from trickbench.lightning_cli import main as train_main
+from trickbench.run import record as run_record
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -58,7 +58,7 @@ def wait(cluster: Any, name: str, timeout: float = 900) -> float:
 
 
 def outcome(run: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    record = json.loads((run / "metrics.json").read_text())
+    record = run_record.load(run).to_dict()
     return record, torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 

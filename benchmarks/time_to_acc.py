@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import RESULTS, median, save_with_machine, table
+from trickbench.run import record as run_record
 
 NAME = "time_to_acc"  # results go to results/bench/<NAME>/
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def run_template(config: str, data_dir: str, extra: list[str]) -> dict:
             *extra,
         ]
         seconds, cpu, _ = _run(cmd)
-        rec = json.loads((Path(run_dir) / "metrics.json").read_text())
+        rec = run_record.load(run_dir).to_dict()
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,

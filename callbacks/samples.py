@@ -18,6 +18,15 @@ from torchvision.utils import make_grid, save_image
 
 
 class SampleGrids(Callback):
+    """Image grids of a fixed validation batch, saved and logged every few epochs.
+
+    Args:
+        every_n_epochs: save a grid after every n-th validation epoch (>= 1)
+        num_images: images in each grid (the first ones of the first validation batch)
+        nrow: images per row of a grid
+        subdir: folder of the run directory the PNGs go to
+    """
+
     def __init__(self, every_n_epochs: int = 1, num_images: int = 32, nrow: int = 8, subdir: str = "samples") -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")

@@ -19,20 +19,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
 from trickbench.lightning_modules.ops.drop_path import DropPath
-
-Schedule = Literal["constant", "linear_up", "linear_down"]
-
-
-def drop_rate(progress: float, base_rate: float, schedule: Schedule = "constant", ramp_fraction: float = 1.0) -> float:
-    """Base drop-path rate at `progress` in [0, 1] (fraction of training done)."""
-    t = min(1.0, progress / ramp_fraction) if ramp_fraction > 0 else 1.0
-    if schedule == "constant":
-        return base_rate
-    if schedule == "linear_up":
-        return base_rate * t
-    if schedule == "linear_down":
-        return base_rate * (1.0 - t)
-    raise ValueError(f"unknown stochastic-depth schedule '{schedule}'; choose constant, linear_up or linear_down")
+from trickbench.lightning_modules.ops.schedules import Schedule, drop_rate
 
 
 def drop_path_modules(module: nn.Module) -> list[DropPath]:

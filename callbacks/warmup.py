@@ -9,7 +9,7 @@ that writes `param_group["lr"]`; Lightning keeps stepping it exactly where it st
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.types import LRSchedulerConfig
@@ -17,24 +17,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from trickbench import compat
-
-Mode = Literal["linear", "exponential"]
-
-
-def warmup_factor(step: int, warmup_steps: int, mode: Mode = "linear", start_factor: float = 0.01) -> float:
-    """LR multiplier for optimizer step `step` (0-based): start_factor at step 0, 1 from `warmup_steps` on.
-
-    linear: start + (1 - start) * s / N.  exponential: start ** (1 - s / N), i.e. geometric steps
-    from start to 1 (the same ratio every step, so early steps grow the LR gently in log space).
-    """
-    if step >= warmup_steps:
-        return 1.0
-    t = step / warmup_steps
-    if mode == "linear":
-        return start_factor + (1.0 - start_factor) * t
-    if mode == "exponential":
-        return start_factor ** (1.0 - t)
-    raise ValueError(f"unknown warmup mode '{mode}'; choose 'linear' or 'exponential'")
+from trickbench.lightning_modules.ops.schedules import Mode, warmup_factor
 
 
 class WarmupLR:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from trickbench.lightning_modules.ops.param_groups import param_groups
+from trickbench.lightning_modules.ops.schedules import triangle
 
 RUN_LENGTH_ARGS = ("total_steps", "T_max")
 
@@ -133,16 +134,6 @@ class DecoupledSGD(torch.optim.SGD):
         super().__init__(
             params, lr=torch_lr, momentum=momentum, weight_decay=decay_per_step / torch_lr, nesterov=nesterov
         )
-
-
-def triangle(step: int, total_steps: int, start: float = 0.2, end: float = 0.07, peak_fraction: float = 0.23) -> float:
-    """airbench94's LR multiplier: linear from `start` at step 0 to 1 at step int(peak_fraction * total),
-    then linear to `end` at `total_steps` (held after)."""
-    peak = int(peak_fraction * total_steps)
-    if step <= peak:
-        return start + (1.0 - start) * step / peak if peak > 0 else 1.0
-    t = min(1.0, (step - peak) / max(1, total_steps - peak))
-    return 1.0 + (end - 1.0) * t
 
 
 class TriangleLR(torch.optim.lr_scheduler.LambdaLR):

@@ -21,7 +21,6 @@ Definitions (N = images of the split, M = models, p_m = model m's softmax):
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -31,97 +30,21 @@ from typing import Any
 import torch
 
 from trickbench.io import atomic_write, atomic_write_text
-
-TAUS = [round(0.05 * i, 2) for i in range(21)]
+from trickbench.run import record as run_record
+from trickbench.run.record import Record
+from trickbench.scripts.ensembling.metrics import deferred_csv, spread_over_classes, summarise
+from trickbench.scripts.ensembling.plots import coverage_png, deferred_png, reliability_png, tau_labels
 
 
 class EnsembleError(ValueError):
     """Runs that cannot be compared, or a bad command line; the message says which and why."""
 
 
-# --- pure maths ------------------------------------------------------------------------------------------
-def agreement(preds: torch.Tensor) -> torch.Tensor:
-    """(M, N) class ids -> (N,) bool: every model predicts the same class."""
-    return (preds == preds[0]).all(0)
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
-    """ECE (Guo et al. 2017): sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
-    return sum(
-        r["n"] / len(labels) * abs(r["accuracy"] - r["confidence"]) for r in reliability(probs, labels, bins) if r["n"]
-    )
-
-
-def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> list[dict[str, float]]:
-    """Per confidence bin (lo, hi]: count, accuracy and mean confidence of the argmax predictions."""
-    conf, pred = probs.max(1)
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        in_bin = (conf.double() > lo) & (conf.double() <= hi)
-        n = int(in_bin.sum())
-        rows.append(
-            {
-                "low": float(lo),
-                "high": float(hi),
-                "n": n,
-                "accuracy": float((pred[in_bin] == labels[in_bin]).double().mean()) if n else math.nan,
-                "confidence": float(conf[in_bin].double().mean()) if n else math.nan,
-            }
-        )
-    return rows
-
-
-def coverage_curve(probs: torch.Tensor, labels: torch.Tensor, taus: list[float] = TAUS) -> list[dict[str, float]]:
-    """(M, N, K) probabilities -> per τ: coverage, accuracy and risk of `accepted(τ)` (module docstring)."""
-    preds = probs.argmax(2)
-    agreed = agreement(preds)
-    conf = probs.max(2).values.double().mean(0)
-    correct = preds[0] == labels
-    rows = []
-    for tau in taus:
-        accepted = agreed & (conf > tau)
-        n = int(accepted.sum())
-        acc = float(correct[accepted].double().mean()) if n else math.nan
-        rows.append({"tau": tau, "coverage": n / len(labels), "accuracy": acc, "risk": 1 - acc if n else math.nan})
-    return rows
-
-
-def summarise(probs: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, Any]:
-    """Everything `results.json` holds, from (M, N, K) probabilities and (N,) labels."""
-    preds = probs.argmax(2)
-    agreed = agreement(preds)
-    mean = probs.mean(0)
-    per_model = {
-        n: {"accuracy": float((p == labels).double().mean()), "ece": expected_calibration_error(pr, labels)}
-        for n, p, pr in zip(names, preds, probs)
-    }
-    n_agreed = int(agreed.sum())
-    return {
-        "n": len(labels),
-        "models": per_model,
-        "ensemble": {
-            "accuracy": float((mean.argmax(1) == labels).double().mean()),
-            "ece": expected_calibration_error(mean, labels),
-        },
-        "agreed": {
-            "coverage": n_agreed / len(labels),
-            "accuracy": float((preds[0][agreed] == labels[agreed]).double().mean()) if n_agreed else math.nan,
-            "deferred": len(labels) - n_agreed,
-        },
-        "curve": coverage_curve(probs, labels),
-        "reliability": {
-            "ensemble": reliability(mean, labels),
-            **{n: reliability(p, labels) for n, p in zip(names, probs)},
-        },
-    }
-
-
 # --- runs -------------------------------------------------------------------------------------------------
-def check_compatible(records: list[dict[str, Any]], classes: list[int], names: list[str]) -> None:
-    prints = {r.get("data_fingerprint") for r in records}
+def check_compatible(records: list[Record], classes: list[int], names: list[str]) -> None:
+    prints = {r.data_fingerprint for r in records}
     if len(prints) > 1:
-        detail = ", ".join(f"{n}: {r.get('data_fingerprint')!r}" for n, r in zip(names, records))
+        detail = ", ".join(f"{n}: {r.data_fingerprint!r}" for n, r in zip(names, records))
         raise EnsembleError(
             f"the runs were trained on different data (fingerprints {detail}); an ensemble needs "
             "runs of the same DataModule and files"
@@ -189,177 +112,10 @@ def from_ablation(root: Path, arm: str) -> list[Path]:
     runs = sorted(
         (d for d in (root / arm).glob("seed*") if d.name[4:].lstrip("-").isdigit()), key=lambda d: int(d.name[4:])
     )
-    done = [
-        d
-        for d in runs
-        if (d / "metrics.json").is_file() and json.loads((d / "metrics.json").read_text()).get("status") == "completed"
-    ]
+    done = [d for d in runs if run_record.is_completed(d)]
     if len(done) < 2:
         raise EnsembleError(f"arm '{arm}' of {root} has {len(done)} completed seed run(s); an ensemble needs 2 or 3")
     return done[:3]
-
-
-# --- outputs ----------------------------------------------------------------------------------------------
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # byte-identical from the same runs
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def tau_labels(curve: list[dict[str, float]], min_gap: float = 0.06) -> list[tuple[float, float, str]]:
-    """(coverage, accuracy, label) for the coverage plot: thresholds that give the same point share one label
-    ("τ=0-0.3"), and a label closer than `min_gap` (in axis fractions) to the previous one is left out."""
-    pts = [(r["coverage"], r["accuracy"], r["tau"]) for r in curve if r["coverage"] > 0]
-    groups: list[list[Any]] = []
-    for cov, acc, tau in pts:
-        if groups and (groups[-1][0], groups[-1][1]) == (cov, acc):
-            groups[-1][3] = tau
-        else:
-            groups.append([cov, acc, tau, tau])
-    if not groups:
-        return []
-    covs, accs = [g[0] for g in groups], [g[1] for g in groups]
-    span_c, span_a = (max(covs) - min(covs)) or 1.0, (max(accs) - min(accs)) or 1.0
-    out, last = [], None
-    for cov, acc, lo, hi in groups:
-        here = (cov / span_c, acc / span_a)
-        if last is not None and math.dist(here, last) < min_gap:
-            continue
-        out.append((cov, acc, f"τ={lo:g}" if lo == hi else f"τ={lo:g}-{hi:g}"))
-        last = here
-    return out
-
-
-def coverage_png(curve: list[dict[str, float]], overall: float) -> bytes:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.6, 4.0), dpi=110)
-    pts = [(r["coverage"], r["accuracy"]) for r in curve if r["coverage"] > 0]
-    ax.plot([p[0] * 100 for p in pts], [p[1] * 100 for p in pts], "o-", markersize=3)
-    right = max((p[0] for p in pts), default=1.0)
-    for cov, acc, text in tau_labels(curve):
-        near_edge = cov > 0.85 * right  # labels of the right-most points go to their left, inside the axes
-        ax.annotate(
-            text,
-            (cov * 100, acc * 100),
-            fontsize=7,
-            xytext=(-5, -3) if near_edge else (4, 2),
-            textcoords="offset points",
-            ha="right" if near_edge else "left",
-        )
-    ax.axhline(overall * 100, color="grey", linestyle="--", linewidth=1, label=f"ensemble, all images ({overall:.2%})")
-    ax.set_xlabel("coverage: images predicted (%)")
-    ax.set_ylabel("accuracy on them (%)")
-    ax.set_title("agree and mean max-probability > τ")
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return _png(fig)
-
-
-def reliability_png(rel: dict[str, list[dict[str, float]]]) -> bytes:
-    """Accuracy against confidence per bin for each model and the ensemble, and below it how many images each of
-    the ensemble's bins holds (a bin of 20 images says little), the count written on each bar."""
-    plt = _plt()
-    fig, (ax, bottom) = plt.subplots(
-        2, 1, figsize=(4.8, 5.6), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
-    )
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
-    for name, rows in rel.items():
-        pts = [(r["confidence"], r["accuracy"]) for r in rows if r["n"]]
-        ax.plot(
-            [p[0] for p in pts],
-            [p[1] for p in pts],
-            "o-",
-            markersize=3,
-            label=name,
-            linewidth=2 if name == "ensemble" else 1,
-        )
-    ax.set_ylabel("accuracy")
-    ax.set_title("reliability")
-    ax.legend(fontsize=7)
-    rows = rel.get("ensemble") or next(iter(rel.values()), [])
-    for r in rows:
-        if r["n"]:
-            width = r["high"] - r["low"]
-            bottom.bar(r["low"] + width / 2, r["n"], width=0.9 * width, color="#4c72b0")
-            bottom.text(r["low"] + width / 2, r["n"], str(int(r["n"])), ha="center", va="bottom", fontsize=6)
-    bottom.set_yscale("log")
-    bottom.set_ylabel("images (log)")
-    bottom.set_xlabel(f"confidence ({len(rows)} bins); counts: {'ensemble' if 'ensemble' in rel else 'first model'}")
-    bottom.set_xlim(0, 1)
-    fig.tight_layout()
-    return _png(fig)
-
-
-def spread_over_classes(idx: torch.Tensor, labels: torch.Tensor, n: int = 64) -> torch.Tensor:
-    """Up to `n` of the indices `idx`, taken class by class in turn (each class's in index order), so a test set
-    sorted by class shows every class instead of the first one's."""
-    by_class: dict[int, list[int]] = {}
-    for i in idx.tolist():
-        by_class.setdefault(int(labels[i]), []).append(i)
-    queues = [by_class[c] for c in sorted(by_class)]
-    picked: list[int] = []
-    while len(picked) < n and any(queues):
-        for q in queues:
-            if q and len(picked) < n:
-                picked.append(q.pop(0))
-    return torch.tensor(sorted(picked, key=lambda i: (int(labels[i]), i)), dtype=torch.long)
-
-
-def deferred_png(
-    images: torch.Tensor,
-    idx: torch.Tensor,
-    labels: torch.Tensor,
-    preds: torch.Tensor,
-    class_names: list[str] | tuple[str, ...] | None = None,
-) -> bytes:
-    """Deferred images spread over the classes (`spread_over_classes`), each titled with its true class and the
-    models' predictions, by name when the DataModule has `class_names`."""
-    plt = _plt()
-    name = (lambda k: class_names[k]) if class_names else str  # noqa: E731
-    shown = spread_over_classes(idx, labels, 64)
-    n, cols = len(shown), 8
-    rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.35, rows * 1.7), dpi=100, squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k >= n:
-            continue
-        i = int(shown[k])
-        img = images[i]
-        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray" if img.shape[0] == 1 else None)
-        guesses = "/".join(name(int(p)) for p in preds[:, i])
-        ax.set_title(f"#{i} {name(int(labels[i]))}\n{guesses}", fontsize=5.5)
-    fig.suptitle(
-        f"deferred ({len(idx)} images; {n} shown, spread over the classes): true class, then each model's prediction",
-        fontsize=8,
-    )
-    fig.tight_layout()
-    return _png(fig)
-
-
-def deferred_csv(names: list[str], probs: torch.Tensor, labels: torch.Tensor) -> tuple[str, torch.Tensor]:
-    preds = probs.argmax(2)
-    idx = torch.nonzero(~agreement(preds)).flatten()
-    head = ["index", "label"] + [f"{n}_{c}" for n in names for c in ("pred", "conf")]
-    lines = [",".join(head)]
-    for i in idx.tolist():
-        cells = [str(i), str(int(labels[i]))]
-        for m in range(len(names)):
-            cells += [str(int(preds[m, i])), f"{float(probs[m, i].max()):.4f}"]
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n", idx
 
 
 def markdown(names: list[str], runs: list[Path], split: str, res: dict[str, Any]) -> str:
@@ -406,7 +162,7 @@ def run(runs: list[Path], split: str, out: Path, data_dir: str | None = None) ->
         if not (r / "config.yaml").is_file() or not (r / "checkpoints" / "last.ckpt").is_file():
             raise EnsembleError(f"{r} is not a finished run (needs config.yaml and checkpoints/last.ckpt)")
     names = [f"m{i}:{r.name}" for i, r in enumerate(runs)]
-    records = [json.loads((r / "metrics.json").read_text()) if (r / "metrics.json").is_file() else {} for r in runs]
+    records = [run_record.load(r) or Record() for r in runs]
     evaluated = [evaluate(r, split, data_dir) for r in runs]
     check_compatible(records, [p.shape[1] for p, _, _ in evaluated], names)
     labels, images = evaluated[0][1], evaluated[0][2]
@@ -481,3 +237,6 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ensemble") -> in
         return 2
     print((out / "report.md").read_text())
     return 0
+
+
+__all__ = ["EnsembleError", "check_compatible", "main", "run", "spread_over_classes", "tau_labels"]

@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
         fake.update((yaml.safe_load(Path(cfg).read_text()) or {}).get("fake") or {})
     run_dir = Path(opts["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if fake.get("sleep"):  # the lock `fit` holds for a run's lifetime (trickbench.callbacks.run_dir.RunLock)
+    if fake.get("sleep"):  # the lock `fit` holds for a run's lifetime (trickbench.run.run_dir.RunLock)
         lock = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(lock, f"{os.getpid()} {socket.gethostname()}\n".encode())

@@ -38,8 +38,8 @@ def fake_cifar(tmp_path: Path) -> Path:
 def subprocess_env(wandb_mode: str = "disabled", **extra: str) -> dict[str, str]:
     """Environment of a CLI subprocess: one torch thread, the W&B mode, the repo and tests/ddp_scripts (callbacks
     the tests inject) on PYTHONPATH, and never this process's WANDB_SERVICE
-    (`trickbench.callbacks.run_dir.child_environ`)."""
-    from trickbench.callbacks.run_dir import child_environ
+    (`trickbench.run.run_dir.child_environ`)."""
+    from trickbench.run.run_dir import child_environ
 
     root = Path(__file__).resolve().parents[1]
     path = os.pathsep.join([str(root / "tests" / "ddp_scripts"), str(root)])

@@ -7,6 +7,7 @@ scheduling logic is tested in seconds; tests/test_ablate_e2e.py runs the real tr
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -233,7 +234,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path, fake_trainer, 
 
 def test_worker_envs_one_gpu_each_or_a_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [e["CUDA_VISIBLE_DEVICES"] for e in ablate.worker_envs(3, 1, None)] == ["0", "1", "2"]
-    monkeypatch.setattr(ablate.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     envs = ablate.worker_envs(0, 4, None)
     assert len(envs) == 4 and {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
     assert ablate.worker_envs(0, 16, None)[0]["OMP_NUM_THREADS"] == "1"
@@ -289,7 +290,7 @@ def test_task_mode_emits_the_command_or_nothing_when_finished(tmp_path: Path, fa
     assert "--wandb.name=toy/baseline/seed0" in capsys.readouterr().out
     assert ablate.main([path, *runs, "--task", "3", "--emit-command"]) == 2  # teacher not trained yet
     assert ablate.main([path, *runs, "--task", "0"]) == 0  # trains the teacher
-    assert capsys.readouterr().out == "prerequisites/t/seed0: completed\n"
+    assert capsys.readouterr().out == "prerequisites/t/seed0: finished: trained\n"
     assert ablate.main([path, *runs, "--task", "0", "--emit-command"]) == 0
     assert capsys.readouterr().out == ""  # finished: nothing to run
     assert ablate.main([path, *runs, "--task", "3", "--emit-command"]) == 0
@@ -362,7 +363,9 @@ def test_sweep_prints_a_line_when_each_run_starts_and_ends_with_the_eta(tmp_path
         "[start 2] other/seed0",
     ]
     ends = [ln for ln in out if re.match(r"\[\d/2\] ", ln)]
-    assert len(ends) == 2 and all(re.search(r"completed \(\d+ s; sweep ETA \d\d:\d\d:\d\d\)", ln) for ln in ends)
+    assert len(ends) == 2 and all(
+        re.search(r"finished: trained \(\d+ s; sweep ETA \d\d:\d\d:\d\d\)", ln) for ln in ends
+    )
     assert ends[-1].endswith("sweep ETA 00:00:00)")  # nothing left after the last run
 
 
@@ -372,12 +375,12 @@ def test_sweep_eta_is_rounds_of_workers_times_the_mean_run(tmp_path: Path, capsy
     plan = load_plan(make_ablation(tmp_path, {"baseline": []}, seeds=[0, 1, 2]), tmp_path / "runs")
     sweep = ablate.Sweep(plan, plan.jobs, workers=2)
     sweep.durations = [100.0, 100.0]
-    sweep.outcomes = {"baseline/seed0": "completed", "baseline/seed1": "completed"}
+    sweep.outcomes = {"baseline/seed0": ablate.TRAINED, "baseline/seed1": ablate.TRAINED}
     assert sweep.eta() == "sweep ETA 00:01:40"
     sweep.durations.append(100.0)
     with sweep.cond:
-        sweep._record(plan.jobs[2], "completed", lambda: f" ({sweep.eta()})")
-    assert capsys.readouterr().out.strip() == "[3/3] baseline/seed2: completed (sweep ETA 00:00:00)"
+        sweep._record(plan.jobs[2], ablate.TRAINED, lambda: f" ({sweep.eta()})")
+    assert capsys.readouterr().out.strip() == "[3/3] baseline/seed2: finished: trained (sweep ETA 00:00:00)"
 
 
 def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_path: Path, fake_trainer, capsys) -> None:

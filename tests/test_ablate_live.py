@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import subprocess_env
-from trickbench.callbacks.run_dir import lock_holder
+from trickbench.run.run_dir import lock_holder
 from trickbench.scripts import ablate
 from trickbench.scripts.ablation import plan as ablation
 from trickbench.scripts.report import write_report
@@ -57,7 +57,7 @@ def test_a_live_child_of_a_killed_harness_is_left_alone_then_waited_for(tmp_path
 
     again = subprocess.run(harness(tmp_path), cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 3, again.stdout + again.stderr
-    assert f"running elsewhere (PID {child_pid}" in again.stdout and "LEFT ALONE baseline/seed0" in again.stdout
+    assert f"running: elsewhere (PID {child_pid}" in again.stdout and "LEFT ALONE baseline/seed0" in again.stdout
     assert not (run / "attempts").exists() and not list(run.parent.glob("seed0.stale-*"))
 
     waited = subprocess.run(

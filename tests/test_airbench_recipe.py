@@ -18,7 +18,7 @@ from torch import nn
 airbench_utils = pytest.importorskip("airbench.utils")  # a dev dependency: installed by `pip install -e .[dev]`
 from airbench import lib_airbench94  # noqa: E402
 
-from benchmarks.airbench_side_by_side import cpu_fp32  # noqa: E402
+from benchmarks.airbench_child import cpu_fp32  # noqa: E402
 from trickbench.callbacks.averaging import Lookahead  # noqa: E402
 from trickbench.lightning_modules.nets import AirbenchNet  # noqa: E402
 from trickbench.lightning_modules.ops.param_groups import param_groups  # noqa: E402

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from tricks_util import cpu_trainer
 
 from trickbench.callbacks import EMA, Lookahead
-from trickbench.callbacks.averaging import ema_decay, live_weights, lookahead_decay
 from trickbench.lightning_modules import Classifier
 from trickbench.lightning_modules.nets import AirbenchNet
+from trickbench.lightning_modules.ops.averaging import ema_decay, live_weights, lookahead_decay
 
 
 def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

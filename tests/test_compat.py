@@ -12,8 +12,8 @@ from lightning.pytorch import Callback, Trainer
 
 from tests.tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 from trickbench import compat
-from trickbench.callbacks.exact_resume import ExactResume
 from trickbench.lightning_modules.step_logging import log_step_now
+from trickbench.run.exact_resume import ExactResume
 
 
 def test_every_required_internal_exists_on_this_lightning() -> None:
@@ -130,9 +130,9 @@ def test_quiet_lightning_drops_the_litlogger_tip(quiet: bool) -> None:
 def test_the_model_summary_has_no_flops_column_of_zeros() -> None:
     from lightning.pytorch.callbacks import ModelSummary as LightningSummary
 
-    from trickbench.callbacks import ModelSummary
-    from trickbench.callbacks.summary import summary_text
     from trickbench.lightning_cli import plain_summary
+    from trickbench.run import ModelSummary
+    from trickbench.run.summary import summary_text
 
     trainer = plain_summary(Trainer(accelerator="cpu", logger=False, enable_progress_bar=False))
     summaries = [cb for cb in trainer.callbacks if isinstance(cb, LightningSummary)]

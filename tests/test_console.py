@@ -85,6 +85,4 @@ def test_console_command_finds_configs_by_name_from_another_directory(tmp_path: 
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "SyntheticRegressionDataModule" in out.stdout and "limit_train_batches: 2" in out.stdout
-    assert (
-        "trickbench.callbacks.ExactResume" in out.stdout
-    )  # the defaults fragment, applied first, is in the printed config
+    assert "trickbench.run.ExactResume" in out.stdout  # the defaults fragment, applied first, is in the printed config

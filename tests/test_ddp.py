@@ -21,8 +21,8 @@ import pytest
 import torch
 from conftest import make_fake_cifar, make_fake_mnist
 
-from trickbench.callbacks.run_dir import child_environ
 from trickbench.lightning_modules.nets import MLP
+from trickbench.run.run_dir import child_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = ROOT / "tests" / "ddp_scripts"

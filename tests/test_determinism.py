@@ -13,9 +13,9 @@ import pytest
 import torch
 from tiny_net import tiny_airbench_yaml
 
-from trickbench.callbacks.exact_resume import ExactResume
 from trickbench.datamodules import CIFAR10DataModule
 from trickbench.lightning_cli import main
+from trickbench.run.exact_resume import ExactResume
 
 TINY = """
 seed_everything: {seed}

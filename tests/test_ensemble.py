@@ -11,8 +11,10 @@ import torch
 from conftest import fit_smoke, make_fake_mnist
 
 from trickbench.lightning_cli import main as train_main
+from trickbench.run.record import Record
 from trickbench.scripts import ensemble
-from trickbench.scripts.ensemble import EnsembleError, agreement, coverage_curve, expected_calibration_error, summarise
+from trickbench.scripts.ensemble import EnsembleError
+from trickbench.scripts.ensembling.metrics import agreement, coverage_curve, expected_calibration_error, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,9 +68,11 @@ def test_ece_against_a_hand_computation():
 
 def test_runs_of_different_data_or_class_counts_are_refused():
     with pytest.raises(EnsembleError, match="different data.*'aaa'.*'bbb'"):
-        ensemble.check_compatible([{"data_fingerprint": "aaa"}, {"data_fingerprint": "bbb"}], [10, 10], ["x", "y"])
+        ensemble.check_compatible(
+            [Record(data_fingerprint="aaa"), Record(data_fingerprint="bbb")], [10, 10], ["x", "y"]
+        )
     with pytest.raises(EnsembleError, match="different class counts"):
-        ensemble.check_compatible([{"data_fingerprint": "a"}, {"data_fingerprint": "a"}], [10, 5], ["x", "y"])
+        ensemble.check_compatible([Record(data_fingerprint="a"), Record(data_fingerprint="a")], [10, 5], ["x", "y"])
 
 
 def test_command_line_errors(tmp_path, capsys):

@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from tests.conftest import subprocess_env
-from trickbench.callbacks.atomic_checkpoint import AtomicCheckpointIO
-from trickbench.callbacks.finite_guard import NonFiniteLossError
 from trickbench.datamodules.integrity import DatasetError
 from trickbench.io import atomic_write_text
 from trickbench.lightning_cli import main
 from trickbench.lightning_modules.nets import MLP
+from trickbench.run.atomic_checkpoint import AtomicCheckpointIO
+from trickbench.run.finite_guard import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")

@@ -3,11 +3,13 @@ the layer order below, never up, and no two modules import each other, directly 
 on top and import only public names.
 
 Allowed direction, bottom to top:
-  0 core        trickbench.io, .compat, .signals, .checks, .seeding, .configs (shared by everything)
+  0 core        trickbench.io, .compat, .signals, .checks, .seeding, .configs, and the run record's schema
+                trickbench.run.record (shared by everything)
   1 pure torch  trickbench.lightning_modules.ops, .lightning_modules.nets (tricks as functions, plain nn.Modules)
   2 components  trickbench.lightning_modules (the LightningModules), trickbench.datamodules
-  3 callbacks   trickbench.callbacks (tricks that act on the loop, and the run defaults)
-  4 training    trickbench.csv_log, .aliases, .config_files, .lightning_cli
+  3 loop        trickbench.callbacks (tricks that act on the loop) beside trickbench.run (run plumbing: run dir,
+                record writer, resume, guards, checkpoints, signals, progress); neither imports the other
+  4 training    trickbench.aliases, .config_files, .cli_errors, .trainer_defaults, .lightning_cli
   5 tools       trickbench.cli, trickbench.__main__, trickbench.scripts (the subcommands)
 """
 
@@ -32,12 +34,15 @@ LAYERS = [  # (prefix, layer); the longest matching prefix decides
     ("trickbench.checks", 0),
     ("trickbench.seeding", 0),
     ("trickbench.configs", 0),
+    ("trickbench.run.record", 0),
     ("trickbench.lightning_modules.ops", 1),
     ("trickbench.lightning_modules.nets", 1),
     ("trickbench.lightning_modules", 2),
     ("trickbench.datamodules", 2),
     ("trickbench.callbacks", 3),
-    ("trickbench.csv_log", 4),
+    ("trickbench.run", 3),
+    ("trickbench.cli_errors", 4),
+    ("trickbench.trainer_defaults", 4),
     ("trickbench.aliases", 4),
     ("trickbench.config_files", 4),
     ("trickbench.lightning_cli", 4),
@@ -126,3 +131,36 @@ def test_the_layer_rules_catch_an_upward_import() -> None:
     """The check itself: a datamodule importing the training CLI would be reported."""
     assert layer("trickbench.datamodules.cifar10") < layer("trickbench.lightning_cli")
     assert layer("trickbench.lightning_modules.ops.mixup") < layer("trickbench.lightning_modules.classifier")
+
+
+def test_trick_callbacks_and_run_plumbing_stay_apart() -> None:
+    """callbacks/ holds the tricks, trickbench/run/ the plumbing: no module of one imports the other."""
+    crossing = [
+        f"{a} imports {b}"
+        for a, deps in graph().items()
+        for b in deps
+        if {(a + ".").split(".")[1], (b + ".").split(".")[1]} == {"callbacks", "run"}
+    ]
+    assert crossing == []
+    assert sorted(p.stem for p in (ROOT / "callbacks").glob("*.py")) == [
+        "__init__",
+        "averaging",
+        "distillation",
+        "samples",
+        "stochastic_depth",
+        "warmup",
+        "whitening",
+    ]
+
+
+def test_every_package_folder_is_installed() -> None:
+    """A subpackage missing from pyproject.toml's `packages` imports from a clone but not from an install."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join((package, *init.parent.relative_to(ROOT / folder).parts))
+        for folder, package in FOLDERS.items()
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert found - listed == set()

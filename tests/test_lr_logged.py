@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from wandb_records import finished_run_file, history
 
-from trickbench.callbacks.warmup import warmup_factor
 from trickbench.lightning_cli import main
+from trickbench.lightning_modules.ops.schedules import warmup_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["synthetic_mlp.yaml", "tricks/warmup.yaml", "tricks/cosine.yaml", "tricks/no_bias_decay.yaml"]

@@ -152,8 +152,7 @@ def test_a_foreign_configs_package_does_not_shadow_the_shipped_configs(foreign_p
     cfg = yaml.safe_load(printed.stdout)
     paths = [c["class_path"] for c in cfg["trainer"]["callbacks"]]
     assert (
-        "trickbench.callbacks.ExactResume" in paths
-        and cfg["model"]["class_path"] == "trickbench.lightning_modules.Regressor"
+        "trickbench.run.ExactResume" in paths and cfg["model"]["class_path"] == "trickbench.lightning_modules.Regressor"
     )
 
 

@@ -12,8 +12,9 @@ from lightning.pytorch import Trainer
 
 from tests.conftest import subprocess_env
 from tests.tricks_util import tiny_classifier, tiny_loader
-from trickbench.callbacks import EMA, Lookahead, PlainProgress
+from trickbench.callbacks import EMA, Lookahead
 from trickbench.lightning_cli import main
+from trickbench.run import PlainProgress
 
 NOISE = [
     "The anonymous setting has no effect",  # wandb, every run

@@ -19,11 +19,11 @@ import yaml
 from conftest import fit_smoke, make_fake_mnist, subprocess_env
 from wandb_records import finished_run_file, run_config
 
-from trickbench.callbacks.run_dir import RunDirError, RunLock, default_run_dir
-from trickbench.callbacks.run_record import RunRecordError
 from trickbench.datamodules.integrity import DatasetError
 from trickbench.io import atomic_write_text
 from trickbench.lightning_cli import main
+from trickbench.run.record import RunRecordError
+from trickbench.run.run_dir import RunDirError, RunLock, default_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = str(ROOT / "configs" / "synthetic_mlp.yaml")
@@ -91,7 +91,7 @@ def test_cli_prints_the_refusal_as_one_line_and_exits_2(tmp_path):
 def test_a_locked_run_dir_stops_a_second_process_naming_the_holder(tmp_path):
     run = tmp_path / "run"
     code = (
-        "import time; from callbacks.run_dir import RunLock; "
+        "import time; from trickbench.run.run_dir import RunLock; "
         f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(

@@ -102,7 +102,7 @@ def test_the_count_sees_a_sync_when_one_is_asked_for(tmp_path: Path, counted: Co
     every_step = tmp_path / "every_step.yaml"
     every_step.write_text(
         "trainer:\n  callbacks:\n"
-        "    - class_path: trickbench.callbacks.FiniteLossGuard\n      init_args: {check_every_n_steps: 1}\n"
+        "    - class_path: trickbench.run.FiniteLossGuard\n      init_args: {check_every_n_steps: 1}\n"
     )
     fit(tmp_path, "mnist_mlp", "--config", str(every_step))
     assert sum(counted.values()) == WINDOW[1] - WINDOW[0], dict(counted)

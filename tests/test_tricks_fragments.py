@@ -3,7 +3,9 @@
 For each fragment: its claim is False on the base config and True once the fragment is stacked
 (so no flag can silently do nothing), on ResNet-18 (instantiate only: slow on CPU) and on the
 airbench net, where a 2-step CPU fit also runs and the fit-time claim (LR at each step, rates,
-loss terms, averaging) is checked.
+loss terms, averaging) is checked, and for every fragment a training-time claim: what the step trained on (the
+smoothed loss, the mixed images and soft targets, GroupNorm and standardized weights in use) or what the test scored
+(the mean logits over the mirror views).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from trickbench.lightning_cli import TrickbenchCLI
 from trickbench.lightning_modules.nets import AirbenchNet
 from trickbench.lightning_modules.ops.drop_path import DropPath
 from trickbench.lightning_modules.ops.mixup import MixupCutmix
-from trickbench.lightning_modules.ops.weight_std import WSConv2d
+from trickbench.lightning_modules.ops.weight_std import WSConv2d, standardize_weight
 
 REPO = Path(__file__).resolve().parents[1]
 FRAGMENTS = sorted(p.stem for p in (REPO / "configs" / "tricks").glob("*.yaml"))
@@ -110,17 +112,41 @@ def test_fragment_changes_resnet18(fragment, base_clis, tmp_path):
 
 
 class StepRecorder(Callback):
-    """LR of group 0 before each step, the number of batch_mix calls, and the metrics after each step."""
+    """Per training step: the LR of group 0 before it, the batch it got, what the net was called with and returned
+    (a forward hook on the student net), the loss it trained on, and the metrics after it; per test batch the same."""
 
     def __init__(self) -> None:
         self.lrs: list[float] = []
         self.metrics: list[dict[str, float]] = []
+        self.steps: list[dict[str, Any]] = []
+        self.tests: list[dict[str, Any]] = []
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.norm_calls = 0
 
-    def on_train_batch_start(self, trainer, *args) -> None:
+    def setup(self, trainer, pl_module, stage) -> None:
+        if not hasattr(self, "_hook"):
+            self._hook = pl_module.net.register_forward_hook(
+                lambda m, i, o: self.calls.append((i[0].detach().clone(), o.detach().clone()))
+            )
+            for m in pl_module.net.modules():
+                if isinstance(m, nn.GroupNorm):
+                    m.register_forward_hook(lambda *a: setattr(self, "norm_calls", self.norm_calls + 1))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+        self.calls.clear()
+        self.batch = [t.detach().clone() for t in batch]
 
-    def on_train_batch_end(self, trainer, *args) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.metrics.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+        self.steps.append({"batch": self.batch, "calls": list(self.calls), "loss": float(outputs["loss"])})
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self.calls.clear()
+        self.tests.append({"batch": [t.detach().clone() for t in batch]})
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.tests[-1]["calls"] = list(self.calls)
 
 
 def reference_lrs(make: Callable[[torch.optim.Optimizer], Any], lr: float, steps: int) -> list[float]:
@@ -165,25 +191,66 @@ def fit_claim(fragment: str, cli: TrickbenchCLI, rec: StepRecorder) -> None:
         cb = callbacks_of(cli, Lookahead)[0]  # i.e. the initial weights, and the last step's live ones are kept
         assert cb.final_live is not None and all(torch.equal(v, cb.average[k]) for k, v in model.net.named_parameters())
         assert any(not torch.equal(cb.final_live[k].to(v.device), v) for k, v in model.net.named_parameters())
-    elif fragment in ("mixup", "cutmix"):
+    elif fragment in ("mixup", "cutmix"):  # the net trained on mixed images against mixed (soft) targets
         assert model.batch_mix.calls == 2
+        for step, targets in zip(rec.steps, model.batch_mix.targets):
+            (x, y), (net_in, logits) = step["batch"], step["calls"][-1]
+            assert not torch.equal(net_in, x) and (targets.max(1).values < 1).any()
+            assert targets.shape == (len(y), 10)
+            smooth = model.hparams.label_smoothing
+            trained_on = nn.functional.cross_entropy(logits, targets, label_smoothing=smooth)
+            assert step["loss"] == pytest.approx(float(trained_on), rel=1e-5)
+    elif fragment == "label_smoothing":  # the loss the step trained on is CE with eps = 0.1, not plain CE
+        (_, y), (_, logits) = rec.steps[0]["batch"], rec.steps[0]["calls"][-1]
+        smoothed = float(nn.functional.cross_entropy(logits, y, label_smoothing=0.1))
+        others = [float(nn.functional.cross_entropy(logits, y, label_smoothing=e)) for e in (0.0, 0.2)]
+        assert rec.steps[0]["loss"] == pytest.approx(smoothed, abs=1e-6)
+        assert all(abs(o - smoothed) > 1e-4 for o in others)  # eps 0 and the base config's 0.2 are told apart
+    elif fragment == "gn_ws":  # the step ran the GroupNorm layers and convolved with standardized weights
+        assert rec.norm_calls >= 2 * sum(isinstance(m, nn.GroupNorm) for m in model.net.modules()) > 0
+        conv = next(m for m in model.net.modules() if isinstance(m, WSConv2d))
+        probe = torch.randn(2, conv.in_channels, 8, 8)
+        want = nn.functional.conv2d(probe, standardize_weight(conv.weight), conv.bias, conv.stride, conv.padding)
+        assert torch.allclose(conv(probe), want, atol=1e-5)
+        assert not torch.allclose(conv(probe), conv._conv_forward(probe, conv.weight, conv.bias), atol=1e-3)
+    elif fragment == "tta_flip":  # test logits are the mean over the image and its mirror
+        cli.trainer.test(model, datamodule=cli.datamodule)
+        (x, y), logits = rec.tests[0]["batch"], scored_logits(rec.tests[0])
+        model.eval()
+        with torch.no_grad():
+            plain, mirrored = model.net(x), model.net(x.flip(3))
+        assert torch.allclose(logits, (plain + mirrored) / 2, atol=1e-6)
+        assert (logits - plain).abs().max() > 1e-5  # the mirror view counted
+        loss = float(cli.trainer.callback_metrics["test/loss"])
+        assert loss == pytest.approx(float(nn.functional.cross_entropy((plain + mirrored) / 2, y)), abs=1e-6)
     assert all(math.isfinite(m["train/loss"]) for m in rec.metrics)
+
+
+def scored_logits(test: dict[str, Any]) -> torch.Tensor:
+    """The logits a test step scored, rebuilt from the net's calls in it (one call per view, or one call on the
+    views stacked along the batch): their mean over the views."""
+    outs = torch.cat([o for _, o in test["calls"]])
+    n = len(test["batch"][0])
+    return outs.reshape(-1, n, outs.shape[-1]).mean(0)
 
 
 class CountingMix:
     def __init__(self, inner: MixupCutmix) -> None:
-        self.inner, self.calls = inner, 0
+        self.inner, self.calls, self.targets = inner, 0, []
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
         x, t = self.inner(x, y)
         assert t.shape == (len(y), 10) and torch.allclose(t.sum(1), torch.ones(len(y)))
+        self.targets.append(t.detach().clone())
         return x, t
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS)
 def test_fragment_changes_airbench_and_fits(fragment, base_clis, fake_cifar, tmp_path):
     extra: tuple[str, ...] = ()
+    if fragment == "cutmix":  # every step mixes (the fragment mixes half of the batches), so both steps show it
+        extra = ("--model.init_args.batch_mix.init_args.prob", "1.0")
     if fragment == "kd":  # what the ablation harness does: point the fragment at a trained teacher
         torch.save(AirbenchNet(widths=[16, 32, 32]).state_dict(), tmp_path / "teacher.pt")
         extra = (

@@ -7,8 +7,9 @@ import torch
 from lightning.pytorch import Callback
 from tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 
-from trickbench.callbacks.distillation import KnowledgeDistillation, kd_loss, load_teacher
+from trickbench.callbacks.distillation import KnowledgeDistillation, load_teacher
 from trickbench.lightning_modules.nets import MLP
+from trickbench.lightning_modules.ops.distill import kd_loss
 
 
 def teacher_net() -> MLP:

@@ -7,10 +7,11 @@ import torch
 from torch import nn
 from tricks_util import cpu_trainer, tiny_classifier, tiny_loader
 
-from trickbench.callbacks.stochastic_depth import StochasticDepthScheduler, drop_path_modules, drop_rate
+from trickbench.callbacks.stochastic_depth import StochasticDepthScheduler, drop_path_modules
 from trickbench.lightning_modules import Classifier
 from trickbench.lightning_modules.nets import AirbenchNet, ResNet18, ResNet20
 from trickbench.lightning_modules.ops.drop_path import DropPath, drop_path
+from trickbench.lightning_modules.ops.schedules import drop_rate
 
 
 def test_eval_is_identity_and_train_statistics():

@@ -8,7 +8,8 @@ import pytest
 import torch
 from tricks_util import LRRecorder, cpu_trainer, tiny_classifier, tiny_loader
 
-from trickbench.callbacks.warmup import LRWarmup, WarmupLR, warmup_factor
+from trickbench.callbacks.warmup import LRWarmup, WarmupLR
+from trickbench.lightning_modules.ops.schedules import warmup_factor
 
 LR, N = 0.5, 3  # base LR, warmup steps
 

@@ -14,10 +14,10 @@ from trickbench.lightning_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALLBACKS = [
-    "trickbench.callbacks.ExactResume",
-    "trickbench.callbacks.FiniteLossGuard",
-    "trickbench.callbacks.LastCheckpoint",
-    "trickbench.callbacks.LearningRateMonitor",
+    "trickbench.run.ExactResume",
+    "trickbench.run.FiniteLossGuard",
+    "trickbench.run.LastCheckpoint",
+    "trickbench.run.LearningRateMonitor",
 ]
 
 
@@ -39,7 +39,7 @@ def test_saved_config_reproduces_the_run_bit_for_bit(fake_mnist: Path, tmp_path:
     )
     cfg = yaml.safe_load((first / "config.yaml").read_text())
     assert callback_paths(first)[:4] == DEFAULT_CALLBACKS
-    assert cfg["trainer"]["plugins"] == [{"class_path": "trickbench.callbacks.AtomicCheckpointIO"}]
+    assert cfg["trainer"]["plugins"] == [{"class_path": "trickbench.run.AtomicCheckpointIO"}]
     assert cfg["trainer"]["enable_progress_bar"] is False  # resolved: stdout is not a terminal under pytest
 
     main(["fit", "--config", str(first / "config.yaml"), "--run_dir", str(again)])
@@ -67,7 +67,7 @@ def test_a_config_that_replaces_the_callback_list_keeps_the_guarantees(
     assert callback_paths(run) == [
         "trickbench.callbacks.LRWarmup",
         *DEFAULT_CALLBACKS,
-        "trickbench.callbacks.PlainProgress",
+        "trickbench.run.PlainProgress",
     ]
     note = capsys.readouterr().err
     assert "added back" in note and "ExactResume, FiniteLossGuard, LastCheckpoint" in note
@@ -85,6 +85,6 @@ def test_a_configured_model_checkpoint_replaces_last_checkpoint(fake_mnist: Path
         "2",
     )
     paths = callback_paths(run)
-    assert "trickbench.callbacks.LastCheckpoint" not in paths and "lightning.pytorch.callbacks.ModelCheckpoint" in paths
+    assert "trickbench.run.LastCheckpoint" not in paths and "lightning.pytorch.callbacks.ModelCheckpoint" in paths
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert [n.split("-")[0] for n in names] == ["epoch=0", "epoch=1", "last.ckpt"]

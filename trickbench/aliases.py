@@ -1,6 +1,8 @@
-"""Class paths from before trickbench installed one name (`callbacks.EMA`, `lightning_modules.Classifier`,
-`datamodules.CIFAR10DataModule`, ...) and their names now (`trickbench.callbacks.EMA`, ...), so a `config.yaml`
-saved by an earlier version (every run directory holds one; `results/` keeps many) still loads and reruns.
+"""Class paths of earlier versions and their names now, so a `config.yaml` saved by an earlier version (every run
+directory holds one; `results/` keeps many) still loads and reruns:
+- before trickbench installed one name: `callbacks.EMA`, `lightning_modules.Classifier`, ... -> `trickbench.*`;
+- before run plumbing left the trick callbacks: `trickbench.callbacks.ExactResume` (or `callbacks.ExactResume`,
+  or a module path such as `trickbench.callbacks.exact_resume.ExactResume`) -> `trickbench.run.ExactResume`.
 
 Only values that name a class are rewritten (a `class_path:` value, or a value that is a whole dotted path into
 one of the old packages, as in `model: lightning_modules.Classifier`); comments and other strings are left alone.
@@ -16,11 +18,27 @@ import yaml
 
 OLD_PACKAGES = ("callbacks", "datamodules", "lightning_modules")
 _OLD_PATH = re.compile(rf"^({'|'.join(OLD_PACKAGES)})(\.[A-Za-z_]\w*)+$")
+MOVED_TO_RUN = (  # run plumbing that lived in trickbench.callbacks
+    "AtomicCheckpointIO",
+    "ExactResume",
+    "FiniteLossGuard",
+    "LastCheckpoint",
+    "LearningRateMonitor",
+    "ModelSummary",
+    "PlainProgress",
+    "RunRecord",
+    "SignalGate",
+    "SizedForGPUNote",
+)
+_MOVED = re.compile(rf"^trickbench\.callbacks(\.\w+)?\.({'|'.join(MOVED_TO_RUN)})$")
 
 
 def upgrade_class_path(value: str) -> str:
-    """`callbacks.EMA` -> `trickbench.callbacks.EMA`; any other string unchanged."""
-    return f"trickbench.{value}" if _OLD_PATH.match(value) else value
+    """`callbacks.EMA` -> `trickbench.callbacks.EMA`, `callbacks.ExactResume` -> `trickbench.run.ExactResume`; any
+    other string unchanged."""
+    value = f"trickbench.{value}" if _OLD_PATH.match(value) else value
+    moved = _MOVED.match(value)
+    return f"trickbench.run.{moved.group(2)}" if moved else value
 
 
 def _upgrade(node: Any) -> Any:
@@ -56,8 +74,8 @@ def upgrade_config_file(path: str) -> str:
     if new is None:
         return path
     print(
-        f"note: {path} names classes by their paths before trickbench 0.2 (e.g. callbacks.EMA); "
-        "read as trickbench.* (trickbench/aliases.py)",
+        f"note: {path} names classes by the paths of an earlier trickbench (e.g. callbacks.EMA, "
+        "trickbench.callbacks.ExactResume); read by their names now (trickbench/aliases.py)",
         file=sys.stderr,
     )
     return new

@@ -6,121 +6,70 @@ checkpoints, CSV + W&B logs, metrics.json), `fit` is followed by `test` on the f
 Reliability defaults (docs/guarantees.md): checkpoints are written atomically, global RNGs are
 reseeded per batch from (seed, rank, batch) so a resumed run is bitwise the uninterrupted one, a
 NaN/inf loss stops the run naming the step, and `fit --ckpt_path` resumes the same W&B run.
+The pieces live beside it: argument errors in trickbench/cli_errors.py, the defaults added to a parsed config in
+trickbench/trainer_defaults.py, the run-dir policy in trickbench/run/policy.py.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
-import secrets
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
-import yaml
-from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import LearningRateMonitor as LRMonitorBase
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from trickbench import compat
-from trickbench.callbacks.progress import SizedForGPUNote
-from trickbench.callbacks.run_dir import (
+from trickbench.cli_errors import DEBUG_ENV, TrickbenchParser, construction_error, fail
+from trickbench.config_files import resolve_args
+from trickbench.datamodules.integrity import DatasetError
+from trickbench.run import record as run_record
+from trickbench.run.csv_log import ResumableCSVLogger
+from trickbench.run.policy import (
+    RunDirConfig,
+    occupied_message,
+    record_early_failure,
+    resolve_run_dir,
+    wandb_run_id,
+)
+from trickbench.run.progress import SizedForGPUNote
+from trickbench.run.record import RunRecordError
+from trickbench.run.recorder import RunRecord
+from trickbench.run.run_dir import (
     RunDirError,
     RunLock,
     default_run_dir,
     empty_dir,
-    eval_dir,
     holds_run,
     process_start_time,
     provenance,
 )
-from trickbench.callbacks.run_record import RunRecord, RunRecordError, load_record
-from trickbench.callbacks.signal_gate import SignalGate
-from trickbench.config_files import configs_dir, resolve_args
-from trickbench.csv_log import ResumableCSVLogger
-from trickbench.datamodules.integrity import DatasetError
-from trickbench.io import atomic_write_json, atomic_write_text, error_text
+from trickbench.run.signal_gate import SignalGate
+from trickbench.trainer_defaults import (
+    DEFAULTS_YAML,
+    build_datamodule,
+    drop_hpc_checkpoints,
+    finish_wandb_run,
+    follow_run_seed,
+    plain_summary,
+    preflight_data,
+    report_hparam_differences,
+    resolve_trainer_defaults,
+    wandb_mode,
+)
 
-DEFAULTS_YAML = configs_dir() / "trainer" / "default.yaml"  # applied before every config
 RUN_DIR_ENV = "TRICKBENCH_RUN_DIR"  # rank 0's resolved run dir, inherited by the DDP ranks it launches
-EVAL_SUBCOMMANDS = ("test", "validate", "predict")
 _first_main = True  # the first main() of a process measures wall time from the process start
-
-
-def wandb_mode() -> str:
-    """WANDB_MODE if set; else online only when credentials exist (no key -> offline, never a login prompt)."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    netrc = Path.home() / ".netrc"
-    has_key = bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
-    return "online" if has_key else "offline"
-
-
-class RunDirConfig(SaveConfigCallback):
-    """Save the resolved config as `<run_dir>/config.yaml` (not inside a logger's version folder) and give
-    every logger the whole resolved config, nested as in config.yaml, plus provenance (git commit, versions,
-    host, data fingerprint): W&B's group-by/filter then works on any key (optimizer LR, callbacks' args)."""
-
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if self.already_saved:
-            return
-        if trainer.is_global_zero:
-            path = Path(trainer.default_root_dir) / self.config_filename
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
-            params = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-            dm = trainer.datamodule
-            record = next(c for c in trainer.callbacks if isinstance(c, RunRecord))  # provenance computed once
-            params["provenance"] = {
-                **record.record["provenance"],
-                "data_fingerprint": getattr(dm, "fingerprint", "") if dm else "",
-            }
-            for logger in trainer.loggers:
-                logger.log_hyperparams(params)
-        self.already_saved = True
-
-
-class TrickbenchParser(LightningArgumentParser):
-    """LightningCLI's parser, with argument errors that end the output: no usage dump above them (a misspelt key
-    was followed by ~60 lines of usage), and jsonargparse's union report cut to the reason (e.g. "Option
-    'label_smoothin' is not accepted"), printed last after the `--help` tip."""
-
-    def print_usage(self, file: Any = None) -> None:  # argparse calls this only when reporting an error
-        pass
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        reason = union_reason(message)
-        super().error(f"{message.splitlines()[0].rstrip(':')}: {reason}" if reason else message, ex)
-
-
-def union_reason(text: str) -> str | None:
-    """The reasons inside jsonargparse's "Does not validate against any of the Union subtypes" report (what a
-    class rejected, one line each, the NoneType alternative left out), or None for other messages."""
-    if "Does not validate against any of the Union subtypes" not in text:
-        return None
-    lines = [ln.strip() for ln in text.splitlines()]
-    reasons, keep, given = [], False, ""
-    for ln in lines:
-        if ln.startswith("Given value:") and len(ln) <= 80 and "NestedArg" not in ln and "amespace(" not in ln:
-            given = f" ({ln.lower()})"
-        if ln.startswith("- "):
-            keep = "Expected a <class 'NoneType'>" not in ln
-            if keep:
-                reasons.append(ln[2:])
-        elif keep and ln and not ln.startswith(("Given value", "Subtypes:", "Errors:")):
-            reasons[-1] += " " + ln
-    return "; ".join(reasons) + given if reasons else None
+__all__ = ["DEBUG_ENV", "TrickbenchCLI", "build_datamodule", "cli_main", "main", "plain_summary", "preflight_data"]
 
 
 class TrickbenchCLI(LightningCLI):
@@ -218,8 +167,8 @@ class TrickbenchCLI(LightningCLI):
                 if cfg.overwrite:
                     empty_dir(run_dir)
                 elif cfg.ckpt_path is None:
-                    raise RunDirError(self._occupied_message(run_dir))
-            load_record(run_dir / "metrics.json")  # a damaged record: one clear error before any work
+                    raise RunDirError(occupied_message(run_dir))
+            run_record.load(run_dir)  # a damaged record: one clear error before any work
         except BaseException:
             lock.release()
             raise
@@ -230,41 +179,7 @@ class TrickbenchCLI(LightningCLI):
             report_hparam_differences(cfg.ckpt_path, cfg.model)
 
     def _resolve_run_dir(self, cfg: Any) -> Path:
-        """fit: --run_dir or a new unique name. test/validate: a new `eval/` folder inside the run they
-        evaluate (given by --run_dir or found from a `<run>/checkpoints/*.ckpt` path), never the run itself."""
-        sub, ckpt = self.subcommand, cfg.get("ckpt_path")
-        if sub not in EVAL_SUBCOMMANDS:
-            return Path(cfg.run_dir or default_run_dir()).resolve()
-        target = Path(cfg.run_dir).resolve() if cfg.run_dir else None
-        if ckpt in ("last", "best", "hpc", "registry"):
-            found = target / "checkpoints" / "last.ckpt" if target is not None and ckpt == "last" else None
-            if found is None or not found.is_file():
-                where = f"{target}/checkpoints/last.ckpt does not exist" if found else "no checkpoint file was named"
-                raise RunDirError(
-                    f"{sub} --ckpt_path {ckpt}: {where}, so this would evaluate untrained weights. Pass the "
-                    "checkpoint file (--ckpt_path RUN/checkpoints/last.ckpt), or --run_dir RUN --ckpt_path last "
-                    "for a run that has one."
-                )
-            cfg.ckpt_path = str(found)
-        elif ckpt is not None and not Path(ckpt).is_file():
-            raise RunDirError(f"{sub} --ckpt_path {ckpt}: no such file")
-        if target is None and ckpt is not None and Path(ckpt).resolve().parent.name == "checkpoints":
-            target = Path(ckpt).resolve().parent.parent
-        if target is not None and holds_run(target):
-            return eval_dir(target, sub)
-        return target or default_run_dir().resolve()
-
-    @staticmethod
-    def _occupied_message(run_dir: Path) -> str:
-        try:
-            status = load_record(run_dir / "metrics.json").get("status", "no metrics.json")
-        except RunRecordError:
-            status = "damaged metrics.json"
-        return (
-            f"run directory {run_dir} already holds a run (status: {status}). To continue it: fit --config "
-            f"{run_dir}/config.yaml --run_dir {run_dir} --ckpt_path last. To start over in it (its contents "
-            "are deleted): add --overwrite true. Or choose another --run_dir. Nothing was changed."
-        )
+        return resolve_run_dir(self.subcommand, cfg)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The configured Trainer (config.yaml lists its callbacks and plugins, `resolve_trainer_defaults`), plus
@@ -333,17 +248,8 @@ class TrickbenchCLI(LightningCLI):
             raise
 
     def _wandb_run_id(self, run_dir: Path) -> str:
-        """The W&B run id resumes with the run: `fit --ckpt_path X` with X in this run directory (a resume)
-        reuses the id stored in `<run_dir>/wandb_run_id`; a fresh fit, or one that starts from another run's
-        checkpoint into a new directory (fine-tuning), gets a new id. Written by rank 0 only."""
-        ckpt = self._cfg().get("ckpt_path") if self.subcommand == "fit" else None
-        src = run_dir if ckpt in ("last", "best", "hpc", "registry") else Path(str(ckpt)).resolve().parent.parent
-        stored = run_dir / "wandb_run_id"
-        resume = ckpt is not None and src.resolve() == run_dir.resolve() and stored.is_file()
-        run_id = stored.read_text().strip() if resume else secrets.token_hex(4)
-        if self.subcommand == "fit" and rank_zero_only.rank == 0:
-            atomic_write_text(run_dir / "wandb_run_id", run_id + "\n")
-        return run_id
+        write = self.subcommand == "fit" and rank_zero_only.rank == 0
+        return wandb_run_id(run_dir, self.subcommand, self._cfg().get("ckpt_path"), write)
 
     def after_fit(self) -> None:
         if self.trainer.interrupted:
@@ -351,180 +257,6 @@ class TrickbenchCLI(LightningCLI):
         drop_hpc_checkpoints(self.trainer)
         if self._cfg().test_after_fit:
             self.trainer.test(self.model, datamodule=self.datamodule)
-
-
-def drop_hpc_checkpoints(trainer: Any) -> None:
-    """Delete the `hpc_ckpt_<n>.ckpt` files Lightning's SLURM plugin wrote at each time-limit requeue, once the fit
-    they resumed has completed. `last.ckpt` supersedes them (the SIGTERM that follows a requeue saves it, and the
-    harness resumes from it); left in place, Lightning would load the newest of them, not the final weights, for
-    every later `test` or `validate` of this Trainer under SLURM (a requeued run reported the test metrics of an
-    earlier requeue's weights)."""
-    if trainer.is_global_zero:
-        for path in Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"):
-            path.unlink(missing_ok=True)
-    trainer.strategy.barrier("trickbench_hpc_checkpoints_dropped")  # no rank looks for them before they are gone
-
-
-def follow_run_seed(cfg: Namespace) -> None:
-    """A DataModule `seed` left at null (the default) takes the run's `seed_everything`, so another run seed also
-    means another split, data order and augmentation stream; config.yaml records the value used."""
-    init = cfg.get("data", Namespace()).get("init_args") if isinstance(cfg.get("data"), Namespace) else None
-    if isinstance(init, Namespace) and "seed" in init and init.seed is None:
-        run_seed = cfg.get("seed_everything")
-        init.seed = run_seed if isinstance(run_seed, int) and not isinstance(run_seed, bool) else 0
-
-
-def build_datamodule(data_cfg: Any) -> LightningDataModule | None:
-    """The DataModule a parsed `data:` entry configures, built on its own (nothing else is instantiated)."""
-    if not isinstance(data_cfg, Namespace) or not data_cfg.get("class_path"):
-        return None
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(LightningDataModule, "data")
-    return parser.instantiate_classes(Namespace(data=data_cfg)).data
-
-
-def preflight_data(dm: Any) -> None:
-    """Run a DataModule's `preflight()` when it has one (trickbench's released datasets: files present, downloaded
-    when allowed, checksums), so a missing or damaged dataset stops a run before it starts."""
-    if dm is not None and callable(getattr(dm, "preflight", None)):
-        dm.preflight()
-
-
-def _class_of(entry: Any) -> type | None:
-    """The class a parsed `class_path` entry names (None for a plain string such as a precision plugin name)."""
-    path = entry.get("class_path") if hasattr(entry, "get") else None
-    if not isinstance(path, str) or "." not in path:
-        return None
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name, None)
-
-
-def _spec(cls: type) -> Namespace:
-    """A `class_path` entry with the class's default arguments written out (as the parser writes a parsed one), so
-    config.yaml reads the same after a re-run; a class with non-scalar defaults (RichProgressBar's theme) gets none."""
-    params = [p for p in inspect.signature(cls).parameters.values() if p.default is not inspect.Parameter.empty]
-    scalar = all(isinstance(p.default, (bool, int, float, str, type(None))) for p in params)
-    args = Namespace(**{p.name: p.default for p in params}) if scalar else Namespace()
-    parts = cls.__module__.split(".")
-    home = next(
-        m
-        for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1))
-        if getattr(importlib.import_module(m), cls.__name__, None) is cls
-    )  # shortest public path
-    return Namespace(class_path=f"{home}.{cls.__name__}", init_args=args)
-
-
-def resolve_trainer_defaults(trainer: Namespace) -> list[str]:
-    """Complete a parsed `trainer` section in place with trickbench's defaults (configs/trainer/default.yaml) that a
-    config's own `callbacks:` / `plugins:` list replaced, and resolve the progress-bar rule, so the saved
-    config.yaml names every callback and plugin of the run. Returns the names of the defaults added back."""
-    from trickbench.callbacks import (
-        AtomicCheckpointIO,
-        ExactResume,
-        FiniteLossGuard,
-        LastCheckpoint,
-        LearningRateMonitor,
-        PlainProgress,
-    )
-
-    cbs = trainer.get("callbacks") or []
-    cbs = list(cbs) if isinstance(cbs, list) else [cbs]
-
-    def has(kind: type | tuple[type, ...], but: type | None = None) -> bool:
-        return any(
-            (k := _class_of(c)) is not None and issubclass(k, kind) and not (but and issubclass(k, but)) for c in cbs
-        )
-
-    missing = [cls for cls in (ExactResume, FiniteLossGuard) if not has(cls)]  # in configs/trainer/default.yaml's order
-    added = [cls.__name__ for cls in missing]
-    cbs += [_spec(cls) for cls in missing]
-    if has(ModelCheckpoint, but=LastCheckpoint):  # the config chose its checkpoints: no second writer of last.ckpt
-        cbs = [c for c in cbs if not ((k := _class_of(c)) is not None and issubclass(k, LastCheckpoint))]
-    elif not has(LastCheckpoint):
-        cbs.append(_spec(LastCheckpoint))
-        added.append("LastCheckpoint")
-    if not has(LRMonitorBase):  # Lightning's own LearningRateMonitor counts as one
-        cbs.append(_spec(LearningRateMonitor))
-        added.append("LearningRateMonitor")
-    bar = trainer.get("enable_progress_bar")
-    if bar is None and not sys.stdout.isatty() and not has(ProgressBar):
-        # Left unset while stdout is a file or pipe (SLURM log, subprocess): a bar there prints only its final
-        # state, yet reads and formats the metrics every batch.
-        trainer.enable_progress_bar = bar = False
-    if not has(ProgressBar) and bar is not False:
-        cbs.append(_spec(RichProgressBar))
-    elif not has((ProgressBar, PlainProgress)):
-        cbs.append(_spec(PlainProgress))  # no bar (a file, SLURM log, pipe): one plain line per epoch
-    trainer.callbacks = cbs
-    plugins = trainer.get("plugins")
-    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
-    if not any((k := _class_of(p)) is not None and issubclass(k, CheckpointIO) for p in plugins):
-        plugins.append(_spec(AtomicCheckpointIO))
-        added.append("AtomicCheckpointIO")
-    trainer.plugins = plugins
-    return added
-
-
-def plain_summary(trainer: Any) -> Any:
-    """Swap the model summary that `enable_model_summary` made Lightning add (its own class, with a FLOPs column
-    of zeros) for `trickbench.callbacks.ModelSummary` of the same depth; a summary callback the config names stays."""
-    from lightning.pytorch.callbacks import ModelSummary as LightningSummary
-    from lightning.pytorch.callbacks import RichModelSummary
-
-    from trickbench.callbacks import ModelSummary
-
-    for i, cb in enumerate(trainer.callbacks):
-        if type(cb) in (LightningSummary, RichModelSummary):
-            trainer.callbacks[i] = ModelSummary()  # Lightning adds its own with the default depth (1)
-    return trainer
-
-
-def finish_wandb_run() -> None:
-    """End this invocation's W&B run: Lightning's WandbLogger leaves it open, and the next `main()` in the same
-    Python process (tests, notebooks) would otherwise log into it instead of starting (or resuming) its own."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
-
-
-def report_hparam_differences(ckpt_path: str, model_cfg: Any) -> None:
-    """Print the model arguments that differ from those saved in the checkpoint (the configured ones run)."""
-    import torch
-
-    try:
-        saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
-    except Exception:  # not a Lightning checkpoint: nothing to compare; loading it later reports the problem
-        return
-    given = dict((model_cfg.get("init_args") or {}).items()) if hasattr(model_cfg, "get") else {}
-    diffs = [
-        f"{k}: checkpoint {saved[k]!r} -> running {given[k]!r}"
-        for k in sorted(saved)
-        if k in given and isinstance(saved[k], (bool, int, float, str, type(None))) and saved[k] != given[k]
-    ]
-    if diffs and rank_zero_only.rank == 0:
-        print(
-            "model arguments differ from the checkpoint's (the configured values are used):\n  " + "\n  ".join(diffs),
-            file=sys.stderr,
-        )
-
-
-def record_early_failure(cli: TrickbenchCLI | None, err: BaseException) -> None:
-    """An error before the Trainer exists (a bad argument rejected while the classes are built), and so before
-    `RunRecord` can record anything, still leaves `status: failed` with the error in the run directory this
-    process owns (holds the lock of). Errors once the Trainer exists are RunRecord's."""
-    if cli is None or cli.run_lock is None or hasattr(cli, "trainer"):
-        return
-    path = Path(cli._cfg().run_dir) / "metrics.json"
-    try:
-        record = load_record(path)
-    except RunRecordError:
-        return
-    error = error_text(err)
-    record.update(status="failed", error=error)
-    record.setdefault("segments", []).append(
-        {"pid": os.getpid(), "exit": f"failed: {error[:200]}", "fit_seconds": 0.0, "wall_seconds": 0.0}
-    )
-    atomic_write_json(path, record)
 
 
 def main(args: Any = None) -> TrickbenchCLI:
@@ -540,7 +272,9 @@ def main(args: Any = None) -> TrickbenchCLI:
     except SIGTERMException:
         raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as err:
-        record_early_failure(TrickbenchCLI.current, err)
+        cli = TrickbenchCLI.current  # an error before the Trainer exists is not RunRecord's to record
+        if cli is not None and cli.run_lock is not None and not hasattr(cli, "trainer"):
+            record_early_failure(Path(cli._cfg().run_dir), err)
         raise
     finally:
         finish_wandb_run()
@@ -550,15 +284,6 @@ def main(args: Any = None) -> TrickbenchCLI:
             lock.release()
         if rank_zero_only.rank == 0:
             os.environ.pop(RUN_DIR_ENV, None)
-
-
-def construction_error(err: BaseException) -> str | None:
-    """The argument check inside jsonargparse's "Does not validate against any of the Union subtypes" error
-    (raised when a class rejects a value while being built), or None for other errors."""
-    return union_reason(str(err)) if isinstance(err, ValueError) else None
-
-
-DEBUG_ENV = "TRICKBENCH_DEBUG"  # set to 1 to see the traceback behind a one-line error
 
 
 def cli_main() -> None:
@@ -572,10 +297,3 @@ def cli_main() -> None:
         if (reason := construction_error(err)) is None:
             raise
         fail(err, reason)
-
-
-def fail(err: BaseException, line: str) -> NoReturn:
-    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
-        raise err
-    print(f"error: {line}", file=sys.stderr)
-    sys.exit(2)

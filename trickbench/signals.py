@@ -7,7 +7,7 @@ was importing torch, reading data or restoring a checkpoint killed it with no re
 
 The entry points (`trickbench.cli.main`, `trickbench.scripts.ablation.batch`) call `hold()` first: a blocked signal
 stays
-pending, neither lost nor fatal. `trickbench.callbacks.SignalGate`, which the CLI adds to every Trainer, calls
+pending, neither lost nor fatal. `trickbench.run.SignalGate`, which the CLI adds to every Trainer, calls
 `release()`
 from the hooks that run after the Trainer registered its handlers, and the pending warning is handled then.
 The hold lasts for the rest of the process (these are process entry points): code that calls `trickbench.cli.main`

@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from trickbench.scripts.ablation.data_seed import DataSeedError, check_data_seed
+
 TOP_KEYS = {"name", "base", "overrides", "seeds", "seed_keys", "prerequisites", "arms", "slurm"}
 ARM_KEYS = {"fragments", "overrides", "teacher", "evaluate"}
 PREREQ_KEYS = {"fragments", "overrides", "seed"}
@@ -236,39 +238,11 @@ def load_plan(path: str | Path, runs_dir: str | Path = "runs", extra_overrides: 
                 f"arm '{arm}' names teacher '{spec['teacher']}', but none of its fragments "
                 "sets `teacher_checkpoint:`; add the distillation fragment (configs/tricks/kd.yaml)"
             )
-    _check_data_seed(plan, fragment_lists)
-    return plan
-
-
-DATA_SEED = "data.init_args.seed"
-
-
-def fixes_data_seed(path: str) -> bool:
-    """Whether a config file sets the DataModule's `seed` (data: init_args: seed: ...) to a value."""
     try:
-        tree = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return False
-    init = ((tree.get("data") or {}) if isinstance(tree, dict) else {}).get("init_args") or {}
-    return isinstance(init, dict) and init.get("seed") is not None
-
-
-def _check_data_seed(plan: Plan, fragment_lists: dict[str, list[str]]) -> None:
-    """A data seed fixed by a config or an override, while `seed_keys` does not vary it, gives every seed the same
-    split, data order and augmentation draws: refused, with the two ways out. (Left unset, the data seed follows
-    the run seed: trickbench.lightning_cli.follow_run_seed.)"""
-    if DATA_SEED in plan.seed_keys:
-        return
-    where = [f for f in plan.base if fixes_data_seed(f)]
-    where += [f"{owner}: {f}" for owner, frags in fragment_lists.items() for f in frags if fixes_data_seed(f)]
-    where += [a for a in plan.overrides if a.startswith(f"--{DATA_SEED}=")]
-    where += [a for job in plan.jobs for a in job.overrides if a.startswith(f"--{DATA_SEED}=")]
-    if where:
-        raise AblationError(
-            f"ablation '{plan.name}': the data seed is fixed ({', '.join(dict.fromkeys(where))}) and seed_keys "
-            f"{plan.seed_keys} does not vary it, so every seed would see the same split, data order and augmentation. "
-            f"Add {DATA_SEED} to seed_keys, or drop the fixed value (the data seed then follows seed_everything)."
-        )
+        check_data_seed(plan.name, plan.seed_keys, plan.base, plan.overrides, plan.jobs, fragment_lists)
+    except DataSeedError as err:
+        raise AblationError(str(err)) from None
+    return plan
 
 
 def prefix_length(job: Job) -> int:

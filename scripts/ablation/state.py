@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from trickbench.run import record as run_record
+from trickbench.run.record import RunRecordError, RunState, Status
 from trickbench.scripts.ablation import plan as ablation_file
 from trickbench.scripts.ablation.plan import Job, Plan, command
 
@@ -64,22 +66,19 @@ def stored_definition(job: Job) -> dict[str, Any] | None:
         return None
 
 
-def run_state(job: Job, plan: Plan | None = None) -> tuple[str, str | None]:
+def run_state(job: Job, plan: Plan | None = None) -> tuple[RunState, str | None]:
     """('finished' | 'resume' | 'new' | 'damaged' | 'stale', checkpoint to resume from).
 
     'stale': the directory holds a run (finished or resumable) whose stored definition differs from the plan's
     (or that has none); 'damaged': metrics.json cannot be read (the harness moves it aside and resumes)."""
-    metrics = job.run_dir / "metrics.json"
     last = job.run_dir / "checkpoints" / "last.ckpt"
-    status = None
-    if metrics.is_file():
-        try:
-            status = json.loads(metrics.read_text()).get("status")
-        except (OSError, ValueError, AttributeError):
-            return "damaged", str(last) if last.is_file() else None
-    if plan is not None and (status == "completed" or last.is_file()):
+    try:
+        status = run_record.status_of(job.run_dir)
+    except RunRecordError:
+        return RunState.DAMAGED, str(last) if last.is_file() else None
+    if plan is not None and (status is Status.COMPLETED or last.is_file()):
         if not same_definition(stored_definition(job), plan, job):
-            return "stale", None
-    if status == "completed":
-        return "finished", None
-    return ("resume", str(last)) if last.is_file() else ("new", None)
+            return RunState.STALE, None
+    if status is Status.COMPLETED:
+        return RunState.FINISHED, None
+    return (RunState.RESUME, str(last)) if last.is_file() else (RunState.NEW, None)

@@ -12,15 +12,18 @@ recorded in `<runs>/<ablation>/slurm/jobs.tsv`.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 
-from trickbench.callbacks.run_dir import lock_holder
+from trickbench.run import record as run_record
+from trickbench.run.record import RunRecordError, RunState, Status
+from trickbench.run.run_dir import lock_holder
 from trickbench.scripts.ablation.plan import Job, Plan
 from trickbench.scripts.ablation.state import run_state
+
+SHOWN = (RunState.FINISHED, RunState.RUNNING, RunState.PENDING, RunState.FAILED, RunState.STALE)
 
 
 def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
@@ -44,37 +47,36 @@ def slurm_queue(root: Path) -> dict[int, tuple[str, str]]:
     return {i: (s, r) for i, (_, s, r) in best.items()}
 
 
-def job_state(plan: Plan, index: int, job: Job, queue: dict[int, tuple[str, str]]) -> tuple[str, str]:
+def job_state(plan: Plan, index: int, job: Job, queue: dict[int, tuple[str, str]]) -> tuple[RunState, str]:
     state = run_state(job, plan)[0]
-    if state == "stale":
-        return "stale", "holds results of another definition; rerun with --rerun-stale"
-    if state == "finished":
-        return "finished", ""
+    if state is RunState.STALE:
+        return RunState.STALE, "holds results of another definition; rerun with --rerun-stale"
+    if state is RunState.FINISHED:
+        return RunState.FINISHED, ""
     holder = lock_holder(job.run_dir)
     slurm_state, reason = queue.get(index, ("", ""))
     if holder:
-        return "running", f"PID {holder}" + (f", SLURM {slurm_state}" if slurm_state else "")
+        return RunState.RUNNING, f"PID {holder}" + (f", SLURM {slurm_state}" if slurm_state else "")
     if slurm_state in ("RUNNING", "COMPLETING", "CONFIGURING"):
-        return "running", f"SLURM {slurm_state}"
+        return RunState.RUNNING, f"SLURM {slurm_state}"
     if slurm_state:
-        return "pending", f"SLURM {slurm_state} ({reason})"
+        return RunState.PENDING, f"SLURM {slurm_state} ({reason})"
     try:
-        record = json.loads((job.run_dir / "metrics.json").read_text())
-    except FileNotFoundError:
+        record = run_record.load(job.run_dir)
+    except RunRecordError:
+        return RunState.FAILED, "metrics.json is damaged (the next sweep moves it aside and resumes)"
+    if record is None:
         return _without_record(job)
-    except (OSError, ValueError):
-        return "failed", "metrics.json is damaged (the next sweep moves it aside and resumes)"
-    status = record.get("status")
-    if status == "failed":
-        return "failed", " ".join(str(record.get("error", "no error recorded")).split())[:400]
-    if status == "interrupted":
-        return "failed", f"interrupted by {record.get('signal', 'a signal')}; rerun the sweep to resume"
-    if status in ("running", "fit_completed"):
-        return "failed", f"process died while {status} (killed?); rerun the sweep to resume"
-    return "failed", f"status {status!r}"
+    if record.status is Status.FAILED:
+        return RunState.FAILED, " ".join(str(record.error or "no error recorded").split())[:400]
+    if record.status is Status.INTERRUPTED:
+        return RunState.FAILED, f"interrupted by {record.signal or 'a signal'}; rerun the sweep to resume"
+    if record.status in (Status.RUNNING, Status.FIT_COMPLETED, Status.FIT_INTERRUPTED):
+        return RunState.FAILED, f"process died while {record.status} (killed?); rerun the sweep to resume"
+    return RunState.FAILED, f"status {record.status}"
 
 
-def _without_record(job: Job) -> tuple[str, str]:
+def _without_record(job: Job) -> tuple[RunState, str]:
     """No metrics.json: never started, or the process stopped before it had one (e.g. a bad argument is
     rejected while the classes are built): then the last line of stderr.log is the reason."""
     log = job.run_dir / "stderr.log"
@@ -88,8 +90,8 @@ def _without_record(job: Job) -> tuple[str, str]:
         else []
     )
     if not any(ln.startswith("# 20") for ln in lines):
-        return "pending", "not started"
-    return "failed", f"exited without a record: {lines[-1][:300]}"
+        return RunState.PENDING, "not started"
+    return RunState.FAILED, f"exited without a record: {lines[-1][:300]}"
 
 
 def main(plan: Plan) -> int:
@@ -97,10 +99,7 @@ def main(plan: Plan) -> int:
     rows = [(job.label, *job_state(plan, i, job, queue)) for i, job in enumerate(plan.jobs)]
     width = max(len(label) for label, _, _ in rows)
     for label, state, detail in rows:
-        print(f"{label:{width}s}  {state:8s}  {detail}".rstrip())
+        print(f"{label:{width}s}  {state.value:8s}  {detail}".rstrip())
     counts = Counter(state for _, state, _ in rows)
-    print(
-        f"\n{plan.name}: "
-        + ", ".join(f"{counts[s]} {s}" for s in ("finished", "running", "pending", "failed", "stale") if counts[s])
-    )
-    return 1 if counts["failed"] else 0
+    print(f"\n{plan.name}: " + ", ".join(f"{counts[s]} {s}" for s in SHOWN if counts[s]))
+    return 1 if counts[RunState.FAILED] else 0

@@ -61,7 +61,7 @@ class ResumableCSVLogger(CSVLogger):
             if not isinstance(keys, list) or target is None or Path(target) != path:
                 raise LightningCompatError(
                     "Lightning's CSV ExperimentWriter no longer has `metrics_keys` / "
-                    "`metrics_file_path` (trickbench/csv_log.py relies on them)"
+                    "`metrics_file_path` (trickbench/run/csv_log.py relies on them)"
                 )
             buf = io.StringIO()  # rows end in "\r\n", csv's default, as Lightning's writer ends them
             out = csv.DictWriter(buf, fieldnames=header, lineterminator="\r\n")

@@ -1,8 +1,7 @@
-"""What every run leaves behind: `metrics.json` (final metrics, times, data fingerprint), written atomically."""
+"""The callback that keeps a run's record (`metrics.json`, schema in trickbench/run/record.py) up to date."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -14,7 +13,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from trickbench.io import atomic_write_json, error_text
+from trickbench.io import error_text
+from trickbench.run import record as run_record
+from trickbench.run.record import Record, Status
 
 
 def _scalar(v: Any) -> float | None:
@@ -23,27 +24,6 @@ def _scalar(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
-
-
-class RunRecordError(RuntimeError):
-    """A run's `metrics.json` exists but cannot be read; the message names the file and the remedy."""
-
-
-def load_record(path: str | os.PathLike) -> dict[str, Any]:
-    """A run's metrics.json as a dict ({} when absent); a damaged file is one clear `RunRecordError`."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise RunRecordError(
-            f"{path} is damaged ({type(err).__name__}: {err}). Move it aside (e.g. to "
-            f"{path.name}.damaged) and resume with --ckpt_path last; `trickbench.scripts.ablate` does this itself."
-        ) from err
-    if not isinstance(record, dict):
-        raise RunRecordError(f"{path} does not hold a JSON object; move it aside and resume with --ckpt_path last")
-    return record
 
 
 def _now() -> str:
@@ -69,11 +49,12 @@ class RunRecord(Callback):
     """
 
     def __init__(self, run_dir: str, started_at: float | None = None, provenance: dict | None = None) -> None:
-        self.path = Path(run_dir) / "metrics.json"
+        self.run_dir = Path(run_dir)
+        self.path = run_record.path_of(run_dir)
         self.started_at = started_at if started_at is not None else time.time()  # epoch seconds
         self._t0: dict[str, float] = {}
-        self.record: dict[str, Any] = load_record(self.path)
-        for seg in self.record.get("segments", []):
+        self.record: Record = run_record.load(run_dir) or Record()
+        for seg in self.record.segments:
             if seg.get("exit") == "running":
                 seg["exit"] = "lost: the process ended without writing its record (killed?)"
         self.segment: dict[str, Any] = {
@@ -84,10 +65,10 @@ class RunRecord(Callback):
             "fit_seconds": 0.0,
             "wall_seconds": 0.0,
         }
-        self.record.setdefault("segments", []).append(self.segment)
+        self.record.segments.append(self.segment)
         if provenance is not None:
             self.segment["host"] = provenance.get("host")
-            self.record["provenance"] = provenance
+            self.record.provenance = provenance
 
     def _stage_metrics(self, trainer: Trainer, prefix: str) -> dict[str, float]:
         out = {}
@@ -104,38 +85,33 @@ class RunRecord(Callback):
         self.segment["wall_seconds"] = round(time.time() - self.started_at, 3)
         if exit_reason is not None:
             self.segment.update(exit=exit_reason, end=_now())
-        segments = self.record["segments"]
-        dm = trainer.datamodule
-        self.record.update(
-            fit_seconds=round(sum(s.get("fit_seconds") or 0 for s in segments), 3),
-            wall_seconds=round(sum(s.get("wall_seconds") or 0 for s in segments), 3),
-            data_fingerprint=getattr(dm, "fingerprint", "") if dm is not None else "",
-            global_step=trainer.global_step,
-            epoch=trainer.current_epoch,
-        )
-        atomic_write_json(self.path, self.record)
+        rec, dm = self.record, trainer.datamodule
+        rec.fit_seconds = round(sum(s.get("fit_seconds") or 0 for s in rec.segments), 3)
+        rec.wall_seconds = round(sum(s.get("wall_seconds") or 0 for s in rec.segments), 3)
+        rec.data_fingerprint = getattr(dm, "fingerprint", "") if dm is not None else ""
+        rec.global_step, rec.epoch = trainer.global_step, trainer.current_epoch
+        run_record.save(self.run_dir, rec)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._t0["fit"] = time.perf_counter()
-        for key in ("error", "signal"):  # a resumed run starts clean
-            self.record.pop(key, None)
-        self.record["status"] = "running"
+        self.record.error = self.record.signal = None  # a resumed run starts clean
+        self.record.status = Status.RUNNING
         self._write(trainer)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        if self.record.get("status") == "running":  # times and val so far count even if this process dies later
+        if self.record.status is Status.RUNNING:  # times and val so far count even if this process dies later
             self._keep_val(trainer)
             self._write(trainer)
 
     def _keep_val(self, trainer: Trainer) -> None:
         val = self._stage_metrics(trainer, "val")
-        if val or "val" not in self.record:  # a resumed process that ran no validation keeps the last one
-            self.record["val"] = val
+        if val or not self.record.val:  # a resumed process that ran no validation keeps the last one
+            self.record.val = val
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._keep_val(trainer)
-        self.record["status"] = "fit_interrupted" if trainer.interrupted else "fit_completed"
-        self._write(trainer, self.record["status"])
+        self.record.status = Status.FIT_INTERRUPTED if trainer.interrupted else Status.FIT_COMPLETED
+        self._write(trainer, self.record.status.value)
         self._t0.pop("fit", None)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
@@ -147,24 +123,23 @@ class RunRecord(Callback):
                 dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
                 if dirpath:  # every rank takes part in the save (it is collective under DDP)
                     trainer.save_checkpoint(os.path.join(dirpath, "last.ckpt"))
-            self.record.update(status="interrupted", signal="SIGTERM")
+            self.record.status, self.record.signal = Status.INTERRUPTED, "SIGTERM"
             self._write(trainer, "interrupted: SIGTERM")
             return
-        self.record["status"] = "failed"
-        self.record["error"] = error_text(exception)
-        self._write(trainer, f"failed: {self.record['error'][:200]}")
+        self.record.status, self.record.error = Status.FAILED, error_text(exception)
+        self._write(trainer, f"failed: {self.record.error[:200]}")
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._t0["test"] = time.perf_counter()
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.record["test"] = self._stage_metrics(trainer, "test")
-        self.record["test_seconds"] = round(time.perf_counter() - self._t0["test"], 3)
-        self.record["status"] = "completed"
+        self.record.test = self._stage_metrics(trainer, "test")
+        self.record.test_seconds = round(time.perf_counter() - self._t0["test"], 3)
+        self.record.status = Status.COMPLETED
         self._write(trainer, "completed")
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.state.fn == TrainerFn.VALIDATING:  # `validate` subcommand: its own record
-            self.record["val"] = self._stage_metrics(trainer, "val")
-            self.record["status"] = "completed"
+            self.record.val = self._stage_metrics(trainer, "val")
+            self.record.status = Status.COMPLETED
             self._write(trainer, "completed")
