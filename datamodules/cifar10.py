@@ -8,9 +8,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from trickbench.checks import check_range
 from trickbench.datamodules.augment import alternating_hflip, batch_cutout, batch_hflip, batch_random_crop, to_float
 from trickbench.datamodules.integrity import DatasetError, load_pickle
 from trickbench.datamodules.released import ReleasedDataModule
+from trickbench.lightning_modules.ops.erasing import random_erasing as erase_boxes
 
 # Same (file, md5) lists torchvision checks; copied so reading never imports the downloader.
 CIFAR10_MD5 = {
@@ -65,6 +67,8 @@ class CIFAR10DataModule(ReleasedDataModule):
         flip: random horizontal flip
         alternating_flip: with flip: airbench's alternating mirror schedule instead of coin flips
         cutout: side of a random square zeroed per image (0: off)
+        random_erasing: probability that a training image gets one random box (2-33% of its area, aspect ratio
+            0.3-3.3) set to the mean colour, after the other augmentations (0: off; Zhong et al., 2020)
         normalize: per-channel normalisation; false gives intensities in [0, 1] (autoencoders, GANs)
         train_subset: > 0: train on only the first N training images (quick CPU runs)
         batch_size: training batch size (per device)
@@ -92,6 +96,7 @@ class CIFAR10DataModule(ReleasedDataModule):
         flip: bool = True,
         alternating_flip: bool = False,
         cutout: int = 0,
+        random_erasing: float = 0.0,
         normalize: bool = True,
         train_subset: int = 0,
         batch_size: int = 128,
@@ -112,6 +117,7 @@ class CIFAR10DataModule(ReleasedDataModule):
         )
         self.save_hyperparameters()
         self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
+        self.random_erasing = check_range("CIFAR10DataModule", "random_erasing", random_erasing, 0.0, 1.0)
         if crop_pad_mode not in ("zeros", "reflect"):
             raise ValueError(f"CIFAR10DataModule crop_pad_mode must be 'zeros' or 'reflect', got {crop_pad_mode!r}")
         self.crop_pad_mode = "constant" if crop_pad_mode == "zeros" else "reflect"
@@ -153,4 +159,5 @@ class CIFAR10DataModule(ReleasedDataModule):
         elif self.flip:
             x = batch_hflip(x, generator)
         x = batch_cutout(x, self.cutout, generator)
-        return to_float(x, self.mean, self.std)
+        x = to_float(x, self.mean, self.std)
+        return erase_boxes(x, generator, self.random_erasing, value=0.0)  # 0: the mean colour once normalised

@@ -92,6 +92,7 @@ CLAIMS: dict[str, Callable[[TrickbenchCLI], bool]] = {
     "tta_flip": lambda c: c.model.hparams.tta_flip is True,
     "cosine": lambda c: scheduler_class(c)[0] is not None and scheduler_class(c)[0].__name__ == "CosineAnnealingLR",
     "onecycle": lambda c: scheduler_class(c)[1].get("anneal_strategy") == "linear",
+    "random_erasing": lambda c: c.datamodule.random_erasing == 0.5,
 }
 
 
@@ -213,6 +214,10 @@ def fit_claim(fragment: str, cli: TrickbenchCLI, rec: StepRecorder) -> None:
         want = nn.functional.conv2d(probe, standardize_weight(conv.weight), conv.bias, conv.stride, conv.padding)
         assert torch.allclose(conv(probe), want, atol=1e-5)
         assert not torch.allclose(conv(probe), conv._conv_forward(probe, conv.weight, conv.bias), atol=1e-3)
+    elif fragment == "random_erasing":  # the images a step trained on hold boxes at the mean colour (exactly 0)
+        erased = [(s["calls"][-1][0] == 0).all(1).flatten(1).sum(1) for s in rec.steps]  # per image: pixels
+        assert all(int((n > 0).sum()) > 0 for n in erased)  # every step erased some of its 8 images
+        assert all(int(n.max()) <= 0.33 * 32 * 32 + 32 for n in erased)
     elif fragment == "tta_flip":  # test logits are the mean over the image and its mirror
         cli.trainer.test(model, datamodule=cli.datamodule)
         (x, y), logits = rec.tests[0]["batch"], scored_logits(rec.tests[0])
