@@ -85,6 +85,7 @@ CLAIMS: dict[str, Callable[[TrickbenchCLI], bool]] = {
     "gn_ws": lambda c: (
         not any(isinstance(m, nn.BatchNorm2d) for m in c.model.net.modules())
         and all(isinstance(m, WSConv2d) for m in c.model.net.modules() if isinstance(m, nn.Conv2d))
+        and c.model.hparams.norm_lr_scale == 1.0  # GroupNorm at the plain lr (the fast recipes set 64x)
     ),
     "kd": lambda c: len(callbacks_of(c, KnowledgeDistillation)) == 1,
     "ema": lambda c: len(callbacks_of(c, EMA)) == 1,
@@ -274,3 +275,11 @@ def test_fragment_changes_airbench_and_fits(fragment, base_clis, fake_cifar, tmp
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.global_step == 2
     fit_claim(fragment, cli, rec)
+
+
+def test_gn_ws_puts_the_norm_lr_back_to_1x_on_a_recipe_that_raises_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(BASES, "cpu_fast", REPO / "configs/cifar10_cpu_fast.yaml")
+    base = build("cpu_fast", None, tmp_path / "data", tmp_path / "base")
+    gn = build("cpu_fast", "gn_ws", tmp_path / "data", tmp_path / "gn")
+    assert base.model.hparams.norm_lr_scale == 64.0 and gn.model.hparams.norm_lr_scale == 1.0
+    assert any(isinstance(m, nn.GroupNorm) for m in gn.model.net.modules())
