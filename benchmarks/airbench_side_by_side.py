@@ -16,7 +16,11 @@ On a CPU airbench is patched only to run there: fp32 instead of `.half().cuda()`
 and wall-clock timers instead of CUDA events. On a GPU it runs unpatched. Both read the same images:
 the DataModule's CIFAR-10 batches are written in airbench's `cifar10/{train,test}.pt` format.
 
-Output: `<out>/side_by_side.json` and `.md` (command, machine, versions, git commit, both sides).
+Output: `<out>/side_by_side.json` and `.md` (command, machine, versions, git commit, both sides, and over the
+pairs the mean ratio and accuracies with their spread). Resumable: each finished pair is written at once to
+`<out>/pairs/pair<k>.json`, the report is rewritten after every pair (headed PARTIAL until all `--runs` are done),
+and the same command skips the pairs already there. A folder holding pairs of another commit is refused, and so
+is a dirty tree (the record names one commit), unless `--allow_dirty` (smoke tests).
 """
 
 from __future__ import annotations
@@ -32,12 +36,40 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.airbench_child import airbench_child, write_airbench_data
+from trickbench.io import atomic_write_json
 from trickbench.run import record as run_record
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 OUT = REPO / "results" / "bench" / "airbench_side_by_side"
+
+
+class PairsError(SystemExit):
+    """A pairs folder that cannot be resumed by this checkout."""
+
+
+def load_pairs(folder: Path, commit: str | None) -> dict[int, dict[str, Any]]:
+    """The finished pairs in `folder` (`pair<k>.json`), by run index; all must come from `commit`."""
+    done = {}
+    for path in sorted(folder.glob("pair*.json")):
+        pair = json.loads(path.read_text())
+        if pair.get("git_commit") != commit:
+            raise PairsError(
+                f"error: {path} was measured at commit {pair.get('git_commit')}, this checkout is {commit}: "
+                "pairs of two commits do not make one record; pass another --out (or check out that commit)"
+            )
+        done[int(pair["run"])] = pair
+    return done
+
+
+def spread(xs: list[float]) -> str:
+    """`mean (sd s, range lo-hi)`; sd only from two values on."""
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return f"{mean:.4g} (one pair)"
+    sd = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+    return f"{mean:.4g} (sd {sd:.2g}, range {min(xs):.4g}-{max(xs):.4g})"
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -76,7 +108,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data_dir", required=True)
     ap.add_argument("--accept_nonoriginal", action="store_true")
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=1, help="pairs in all (pairs already in <out>/pairs are kept)")
+    ap.add_argument("--allow_dirty", action="store_true", help="run on a tree with uncommitted changes (smoke)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per side on a CPU")
     ap.add_argument("--sequential", action="store_true", help="one side at a time instead of both together")
     ap.add_argument("--work", default="/tmp/airbench_side_by_side")
@@ -95,12 +128,14 @@ def main() -> None:
 
     import torch
 
-    from benchmarks.common import save
     from trickbench.run.run_dir import provenance
 
     started_with = provenance()  # the code as it was when the runs started (the tree may change while they run)
+    if started_with["git_dirty"] and not args.allow_dirty:
+        raise PairsError("error: the tree has uncommitted changes; commit them (the record names one commit)")
 
     work, out = Path(args.work), Path(args.out)
+    done = load_pairs(out / "pairs", started_with["git_commit"])
     work.mkdir(parents=True, exist_ok=True)
     write_airbench_data(Path(args.data_dir), args.accept_nonoriginal, work)
     gpu = torch.cuda.is_available()
@@ -108,6 +143,10 @@ def main() -> None:
     precision = [] if gpu else ["--trainer.precision", "32-true"]  # airbench runs fp32 on a CPU too
     runs = []
     for k in range(args.runs):
+        if k in done:
+            runs.append(done[k])
+            print(f"pair {k}: kept from {out / 'pairs'}", flush=True)
+            continue
         run_dir = work / f"trickbench_run{k}"
         tb_cmd = [
             sys.executable,
@@ -141,7 +180,7 @@ def main() -> None:
         sides = [("airbench", ab_cmd, work), ("trickbench", tb_cmd, REPO)]
         if k % 2:
             sides.reverse()
-        result: dict[str, Any] = {"run": k, "order": [s[0] for s in sides]}
+        result: dict[str, Any] = {"run": k, "git_commit": started_with["git_commit"], "order": [s[0] for s in sides]}
         procs: dict[int, tuple[str, subprocess.Popen, float]] = {}
         for name, cmd, cwd in sides:
             proc = run_child(cmd, cwd, env, work / f"{name}_run{k}.log")
@@ -164,7 +203,14 @@ def main() -> None:
         result["ratio_cpu"] = result["trickbench"]["cpu_s"] / result["airbench"]["cpu_s"]
         result["ratio_wall"] = result["trickbench"]["wall_s"] / result["airbench"]["wall_s"]
         runs.append(result)
+        atomic_write_json(out / "pairs" / f"pair{k}.json", result)
         print(json.dumps({k2: result[k2] for k2 in ("run", "ratio_cpu", "ratio_wall")}), flush=True)
+        write_record(out, args, started_with, gpu, runs)
+    write_record(out, args, started_with, gpu, runs)
+
+
+def write_record(out: Path, args: argparse.Namespace, started_with: dict, gpu: bool, runs: list[dict]) -> None:
+    from benchmarks.common import save
 
     payload = {
         "provenance": started_with,
@@ -172,6 +218,7 @@ def main() -> None:
         "concurrent": not args.sequential,
         "device": "cuda" if gpu else "cpu",
         "command": "python -m benchmarks.airbench_side_by_side " + shlex.join(sys.argv[1:]),
+        "pairs_planned": args.runs,
         "runs": runs,
     }
     save(out, "side_by_side", payload, report(payload))
@@ -194,8 +241,18 @@ def report(p: dict[str, Any]) -> str:
         f"- run {r['run']}: CPU seconds trickbench / airbench = {r['ratio_cpu']:.3f}, wall = {r['ratio_wall']:.3f}"
         for r in p["runs"]
     )
+    n, planned = len(p["runs"]), p.get("pairs_planned", len(p["runs"]))
+    acc = {side: [100 * r[side]["test_acc_tta"] for r in p["runs"]] for side in ("airbench", "trickbench")}
+    summary = (
+        f"Over {n} pair(s): CPU seconds trickbench / airbench {spread([r['ratio_cpu'] for r in p['runs']])}; "
+        f"wall {spread([r['ratio_wall'] for r in p['runs']])}. Test accuracy with TTA (%): airbench "
+        f"{spread(acc['airbench'])}, trickbench {spread(acc['trickbench'])}.\n\n"
+    )
+    partial = f"**PARTIAL: {n} of {planned} pairs** (rerun the command to continue).\n\n" if n < planned else ""
     return (
         "# airbench94 (its own code) vs trickbench's fast preset, side by side\n\n"
+        + partial
+        + summary
         + "\n".join(rows)
         + "\n\n"
         + ratios

@@ -34,6 +34,12 @@ def schedule_length_kwargs(trainer: Any, lr_scheduler: Callable, interval: str =
     if not run_length_kwargs(lr_scheduler, 0):
         return {}
     total = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+    if total == 0 and interval == "step":
+        raise ValueError(
+            f"the LR schedule {getattr(lr_scheduler, 'func', lr_scheduler)} needs the run's length, but the run has "
+            "no optimizer step (Trainer.estimated_stepping_batches is 0): the training set holds fewer images than "
+            "one batch (the last partial batch is dropped); lower data.init_args.batch_size or use more data"
+        )
     if total is None or not math.isfinite(total) or total <= 0:
         raise ValueError(
             f"the LR schedule {getattr(lr_scheduler, 'func', lr_scheduler)} needs a finite run length, but "

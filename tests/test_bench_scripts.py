@@ -159,3 +159,41 @@ def test_gpu_session_script_rehearses_end_to_end_on_cpu(tmp_path: Path) -> None:
     arms = yaml.safe_load((root / "configs" / "ablations" / "cifar10_gpu_fast.yaml").read_text())["arms"]
     assert len(arms) == 12
     assert all(f"| {arm} | 2 |" in report for arm in arms), report
+
+
+def test_side_by_side_pairs_of_another_commit_are_refused(tmp_path):
+    from benchmarks.airbench_side_by_side import PairsError, load_pairs, spread
+
+    (tmp_path / "pair0.json").write_text(json.dumps({"run": 0, "git_commit": "aaa"}))
+    assert list(load_pairs(tmp_path, "aaa")) == [0]
+    with pytest.raises(PairsError, match="commit aaa, this checkout is bbb.*another --out"):
+        load_pairs(tmp_path, "bbb")
+    assert spread([1.0, 2.0, 3.0]) == "2 (sd 1, range 1-3)" and spread([0.5]) == "0.5 (one pair)"
+
+
+@pytest.mark.slow
+def test_side_by_side_resumes_keeping_finished_pairs(fake_cifar, tmp_path):
+    """Tiny airbench + trickbench pairs: a second call with more --runs keeps the finished pair's record as it was
+    and adds one; the report is PARTIAL only while pairs are missing."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    def run(pairs: int) -> None:
+        cmd = [sys.executable, "-m", "benchmarks.airbench_side_by_side", "--data_dir", str(fake_cifar)]
+        cmd += ["--accept_nonoriginal", "--runs", str(pairs), "--epochs", "0.5", "--allow_dirty"]
+        cmd += ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--trickbench_args"]
+        cmd += ["--trainer.max_steps 2 --data.init_args.val_size 32 --data.init_args.batch_size 8"]
+        root = Path(__file__).resolve().parents[1]
+        subprocess.run(cmd, cwd=root, env=subprocess_env(), check=True, capture_output=True, timeout=600)
+
+    run(1)
+    first = (tmp_path / "out" / "pairs" / "pair0.json").read_bytes()
+    assert "PARTIAL" not in (tmp_path / "out" / "side_by_side.md").read_text()
+    run(2)
+    assert (tmp_path / "out" / "pairs" / "pair0.json").read_bytes() == first
+    record = json.loads((tmp_path / "out" / "side_by_side.json").read_text())
+    assert [r["run"] for r in record["runs"]] == [0, 1] and record["pairs_planned"] == 2
+    assert all(r["ratio_cpu"] > 0 for r in record["runs"])
+    assert "Over 2 pair(s): CPU seconds trickbench / airbench" in (tmp_path / "out" / "side_by_side.md").read_text()

@@ -219,28 +219,24 @@ def test_a_rejected_argument_is_one_line_from_the_shell_and_a_failed_record(tmp_
     assert record["status"] == "failed" and "MLP `dropout` must be in [0, 1)" in record["error"]
 
 
-def test_a_schedule_on_an_endless_run_asks_for_a_finite_length(tmp_path):
+def fit_with_cosine(tmp_path, *extra: str) -> None:
     cosine = str(ROOT / "configs" / "tricks" / "cosine.yaml")
+    data = str(make_fake_mnist(tmp_path / "d"))
+    main(
+        ["fit", "--config", MNIST_MLP, "--config", cosine, "--run_dir", str(tmp_path / "run")]
+        + ["--data.init_args.data_dir", data, "--data.init_args.accept_nonoriginal", "true"]
+        + ["--data.init_args.val_size", "32", *extra]
+    )
+
+
+def test_a_schedule_on_an_endless_run_asks_for_a_finite_length(tmp_path):
     with pytest.raises(ValueError, match="needs a finite run length.*max_epochs=-1.*set a finite"):
-        main(
-            [
-                "fit",
-                "--config",
-                MNIST_MLP,
-                "--config",
-                cosine,
-                "--run_dir",
-                str(tmp_path / "run"),
-                "--trainer.max_epochs",
-                "-1",
-                "--data.init_args.data_dir",
-                str(make_fake_mnist(tmp_path / "d")),
-                "--data.init_args.accept_nonoriginal",
-                "true",
-                "--data.init_args.val_size",
-                "32",
-            ]
-        )
+        fit_with_cosine(tmp_path, "--trainer.max_epochs", "-1")
+
+
+def test_a_schedule_on_a_training_set_smaller_than_a_batch_says_so(tmp_path):
+    with pytest.raises(ValueError, match="no optimizer step.*fewer images than one batch.*batch_size"):
+        fit_with_cosine(tmp_path, "--trainer.max_epochs", "1", "--data.init_args.batch_size", "100000")
 
 
 # 8. A damaged record is one clear error naming the file.
