@@ -68,8 +68,8 @@ class Record:
     `extra`: keys this version does not know (kept, written back unchanged)."""
 
     status: Status | None = None
-    val: dict[str, float] = field(default_factory=dict)
-    test: dict[str, float] = field(default_factory=dict)
+    val: dict[str, float] | None = None  # None: the key is absent (never validated; {} is a run without val)
+    test: dict[str, float] | None = None  # None: never tested (e.g. an interrupted fit)
     fit_seconds: float | None = None
     test_seconds: float | None = None
     wall_seconds: float | None = None
@@ -89,7 +89,7 @@ class Record:
     def metric(self, name: str) -> float:
         """`<stage>/<name>` (e.g. `test/acc`); KeyError naming what the record has when it is absent."""
         stage, _, key = name.partition("/")
-        values = {"val": self.val, "test": self.test}.get(stage, {})
+        values = {"val": self.val, "test": self.test}.get(stage) or {}
         if key not in values:
             raise KeyError(f"{name!r} not in this record (it has {sorted(f'{stage}/{k}' for k in values)})")
         return float(values[key])
@@ -97,10 +97,21 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         out["status"] = None if self.status is None else self.status.value
-        optional = ("error", "signal", "fit_seconds", "test_seconds", "wall_seconds", "global_step", "epoch")
+        optional = (
+            "val",
+            "test",
+            "error",
+            "signal",
+            "fit_seconds",
+            "test_seconds",
+            "wall_seconds",
+            "global_step",
+            "epoch",
+        )
         out = {k: v for k, v in out.items() if v is not None or k not in optional}
-        if not self.provenance:
-            out.pop("provenance")
+        for key in ("provenance", "segments"):  # records from before these keys existed stay without them
+            if not out[key]:
+                out.pop(key)
         return {**out, **self.extra}
 
     @classmethod
@@ -112,8 +123,7 @@ class Record:
             kwargs["status"] = None if status is None else Status(status)
         except ValueError as err:
             raise RunRecordError(f"unknown run status {status!r} (known: {[s.value for s in Status]})") from err
-        for key in ("val", "test", "provenance"):
-            kwargs[key] = kwargs.get(key) or {}
+        kwargs["provenance"] = kwargs.get("provenance") or {}
         kwargs["segments"] = kwargs.get("segments") or []
         kwargs["data_fingerprint"] = kwargs.get("data_fingerprint") or ""
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})

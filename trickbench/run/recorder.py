@@ -105,7 +105,7 @@ class RunRecord(Callback):
 
     def _keep_val(self, trainer: Trainer) -> None:
         val = self._stage_metrics(trainer, "val")
-        if val or not self.record.val:  # a resumed process that ran no validation keeps the last one
+        if val or self.record.val is None:  # a resumed process that ran no validation keeps the last one
             self.record.val = val
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
