@@ -22,7 +22,7 @@ from tests.conftest import make_fake_mnist, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261206  # the kill schedule
-KILLS = 6  # rounds that end in a kill
+KILLS = 6  # rounds with a random kill (after one round that kills once a checkpoint exists)
 LABELS = ["prerequisites/teacher/seed5", "baseline/seed0", "baseline/seed1", "kd/seed0", "kd/seed1"]
 
 
@@ -113,6 +113,18 @@ def test_a_sweep_killed_at_random_moments_completes_each_run_once_bit_for_bit(tm
         rng.choice(["harness", "children", "all"]) for _ in range(KILLS - 3)
     ]
     runs = tmp_path / "runs"
+    # round 0: the children killed once a run has checkpointed, so some run surely resumes from a checkpoint
+    proc = subprocess.Popen(
+        command(ablation, runs), env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    pgids.append(proc.pid)
+    started, deadline = time.time(), time.time() + 300
+    while not list(runs.glob("kills/**/checkpoints/last.ckpt")) and proc.poll() is None:
+        assert time.time() < deadline, "no run checkpointed within 300 s"
+        time.sleep(0.1)
+    time.sleep(rng.uniform(0.0, 1.0))
+    kill(proc, "children")
+    log.append(f"killed children after a checkpoint at {time.time() - started:.1f} s")
     for mode in modes:  # each round: the same command, killed after a random delay
         proc = subprocess.Popen(
             command(ablation, runs), env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -197,3 +197,16 @@ def test_side_by_side_resumes_keeping_finished_pairs(fake_cifar, tmp_path):
     assert [r["run"] for r in record["runs"]] == [0, 1] and record["pairs_planned"] == 2
     assert all(r["ratio_cpu"] > 0 for r in record["runs"])
     assert "Over 2 pair(s): CPU seconds trickbench / airbench" in (tmp_path / "out" / "side_by_side.md").read_text()
+
+
+def test_same_weights_tells_identical_from_changed_checkpoints(tmp_path):
+    from benchmarks.same_weights import compare
+
+    state = {"w": torch.arange(4.0), "b": torch.zeros(2)}
+    torch.save({"state_dict": state}, tmp_path / "a.ckpt")
+    torch.save({"state_dict": {**state, "extra": torch.ones(1)}}, tmp_path / "b.ckpt")
+    torch.save({"state_dict": {**state, "w": state["w"] + 1e-6}}, tmp_path / "c.ckpt")
+    same = compare(str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt"))
+    assert same["bit_identical"] and same["shared_tensors"] == 2 and same["only_in_b"] == ["extra"]
+    moved = compare(str(tmp_path / "a.ckpt"), str(tmp_path / "c.ckpt"))
+    assert not moved["bit_identical"] and 0 < moved["max_abs_diff"] < 1e-5
