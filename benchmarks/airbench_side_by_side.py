@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -65,11 +66,10 @@ def load_pairs(folder: Path, commit: str | None) -> dict[int, dict[str, Any]]:
 
 def spread(xs: list[float]) -> str:
     """`mean (sd s, range lo-hi)`; sd only from two values on."""
-    mean = sum(xs) / len(xs)
+    mean = statistics.fmean(xs)
     if len(xs) < 2:
         return f"{mean:.4g} (one pair)"
-    sd = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
-    return f"{mean:.4g} (sd {sd:.2g}, range {min(xs):.4g}-{max(xs):.4g})"
+    return f"{mean:.4g} (sd {statistics.stdev(xs):.2g}, range {min(xs):.4g}-{max(xs):.4g})"
 
 
 # --- the driver -----------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def prepare_job(plan: Plan, job: Job, wait: bool = False) -> tuple[list[str] | N
     notes = []
     if state is RunState.FINISHED:
         return None, RunState.FINISHED.value
-    if state == "stale":
+    if state == RunState.STALE:
         return None, "failed: stale (its definition differs from the plan; rerun with --rerun-stale)"
     if state == "damaged":
         notes.append(f"# damaged metrics.json moved to {set_aside_damaged(job).name}")

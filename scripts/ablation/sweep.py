@@ -64,7 +64,7 @@ def run_batch(plan: Plan, jobs: list[Job], env: dict[str, str], wait: bool = Fal
         rc = proc.wait()
     for job, _ in entries:  # each run's own record decides; a non-zero batch exit only explains a missing one
         clear_child(job)
-        outcomes[job.label] = job_outcome(job, 0 if run_state(job)[0] == "finished" else (rc or 1))
+        outcomes[job.label] = job_outcome(job, 0 if run_state(job)[0] == RunState.FINISHED else (rc or 1))
     return outcomes
 
 
@@ -130,7 +130,7 @@ class Sweep:
             t0 = time.perf_counter()
             for job in jobs:
                 state = run_state(job, self.plan)[0]
-                if state != "finished" and not live_holder(job.run_dir):
+                if state != RunState.FINISHED and not live_holder(job.run_dir):
                     with self.cond:
                         self.started += 1
                         print(
@@ -211,7 +211,7 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
             flush=True,
         )
     needed = plan.dependency(job)
-    if needed is not None and run_state(needed, plan)[0] != "finished":
+    if needed is not None and run_state(needed, plan)[0] != RunState.FINISHED:
         dep = needed.label
         print(f"{job.label}: prerequisite '{dep}' has not completed; run it first", file=sys.stderr)
         if srun:
@@ -226,7 +226,7 @@ def run_task(plan: Plan, index: int, emit: bool, srun: bool = False) -> int:
         outcome = run_job(plan, job, child_environ(), prefix if srun else None, warn_at)
         print(f"{job.label}: {outcome}", flush=True)
         return 0 if finished(outcome) or outcome.startswith(ELSEWHERE) else 1
-    if state != "finished":  # nothing printed = nothing to do
+    if state != RunState.FINISHED:  # nothing printed = nothing to do
         job.run_dir.mkdir(parents=True, exist_ok=True)
         print(shlex.join(job_command(plan, job, ckpt)))
     return 0
@@ -238,7 +238,7 @@ def preflight(plan: Plan) -> None:
     shared error stops the sweep with that one error instead of failing every run."""
     todo = {}
     for job in plan.jobs:  # one run per arm: the others differ only by seed
-        if (job.prerequisite, job.arm) not in todo and run_state(job, plan)[0] != "finished":
+        if (job.prerequisite, job.arm) not in todo and run_state(job, plan)[0] != RunState.FINISHED:
             todo[(job.prerequisite, job.arm)] = job
     if not todo or ablation_file.PREFLIGHT_CMD is None:
         return
@@ -267,7 +267,7 @@ def preflight(plan: Plan) -> None:
 
 def handle_stale(plan: Plan, rerun: bool) -> None:
     """Stale runs stop the sweep before anything runs, unless `--rerun-stale` moves them aside."""
-    stale = [job for job in plan.jobs if run_state(job, plan)[0] == "stale"]
+    stale = [job for job in plan.jobs if run_state(job, plan)[0] == RunState.STALE]
     if not stale:
         return
     if not rerun:
