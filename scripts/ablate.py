@@ -24,8 +24,9 @@ import threading
 
 from trickbench.scripts.ablation import slurm
 from trickbench.scripts.ablation import status as sweep_status
+from trickbench.scripts.ablation.adaptive import until_sharp
 from trickbench.scripts.ablation.jobs import ELSEWHERE, TRAINED, fill_teacher, finished, job_command
-from trickbench.scripts.ablation.plan import AblationError, load_plan
+from trickbench.scripts.ablation.plan import AblationError, Plan, load_plan
 from trickbench.scripts.ablation.state import (
     definition,
     run_state,
@@ -97,6 +98,23 @@ def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argpa
         help="start the runs without first checking what they share (arguments, data, teachers) in one process; "
         "e.g. when the data exists only on the compute nodes",
     )
+    p.add_argument(
+        "--target-halfwidth",
+        type=float,
+        default=None,
+        metavar="W",
+        help="factorial designs: after the file's seeds, add whole replicates (one seed each) until every main "
+        "effect's 95%% half-width is <= W (metric units: 0.0015 = 0.15 accuracy points) or --max-runs is spent; "
+        "the rule that ended the sweep goes to <runs>/<name>/stopping.json. Resumable like any sweep",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --target-halfwidth: at most N trained runs (design rows x replicates; the teacher and test-only "
+        "evaluations not counted)",
+    )
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
     p.add_argument(
@@ -111,6 +129,10 @@ def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argpa
     bad = [s for s in args.set if "=" not in s or s.startswith("-")]
     if bad:
         p.error(f"--set takes KEY=VALUE without leading dashes, e.g. data.init_args.data_dir=/data; got {bad}")
+    if (args.target_halfwidth is None) != (args.max_runs is None):
+        p.error("--target-halfwidth W and --max-runs N go together (a target and a budget)")
+    if args.target_halfwidth is not None and not (args.target_halfwidth > 0 and args.max_runs > 0):
+        p.error("--target-halfwidth and --max-runs must be > 0")
     if args.gpus < 0 or args.jobs < 1 or args.per_process < 1:
         p.error("--gpus must be >= 0, --jobs >= 1 and --per-process >= 1")
     return args
@@ -127,15 +149,28 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
             return sweep_status.main(plan)
         if args.task is not None:
             return run_task(plan, args.task, args.emit_command, args.srun)
-        if not args.skip_preflight and (args.launcher == "local" or args.submit):  # only when runs start now
-            preflight(plan)
-        handle_stale(plan, args.rerun_stale)
-        write_plan_record(plan)
-        if args.launcher == "slurm":
-            return slurm.launch(plan, args.config, args.runs_dir, args.set, args.submit)
+        if args.target_halfwidth is not None:
+            if args.launcher != "local":
+                raise AblationError(
+                    "--target-halfwidth decides after each replicate, so it runs the sweep here (--launcher local); "
+                    "on a cluster, submit this command itself as a job"
+                )
+            make = lambda seeds: load_plan(args.config, args.runs_dir, [f"--{s}" for s in args.set], seeds)  # noqa: E731
+            return until_sharp(plan, make, lambda p: run_local(p, args), args.target_halfwidth, args.max_runs)
+        return run_local(plan, args)
     except AblationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def run_local(plan: Plan, args: argparse.Namespace) -> int:
+    """Preflight, stale runs, plan record, then every job of `plan` (or its SLURM submission); the exit code."""
+    if not args.skip_preflight and (args.launcher == "local" or args.submit):  # only when runs start now
+        preflight(plan)
+    handle_stale(plan, args.rerun_stale)
+    write_plan_record(plan)
+    if args.launcher == "slurm":
+        return slurm.launch(plan, args.config, args.runs_dir, args.set, args.submit)
     envs = worker_envs(args.gpus, args.jobs, args.threads)
     sweep = Sweep(plan, plan.jobs, workers=len(envs), per_process=args.per_process, wait=args.wait)
     threads = [threading.Thread(target=sweep.work, args=(env,)) for env in envs]

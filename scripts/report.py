@@ -12,25 +12,29 @@ folder: `trickbench report results/X/raw --out OTHER` gives the same report (tes
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from trickbench.io import atomic_write, atomic_write_text
-from trickbench.run import record as run_record
 from trickbench.scripts.ablation.collect import (
     arm_curves,
     collect,
-    csv_log,
+    copy_raw,
     paired_differences,
     partial_epochs,
     summarise,
 )
+from trickbench.scripts.ablation.factorial_report import write_factorial
 from trickbench.scripts.ablation.plots import _epoch_ranges, chart_png, curves_png, forest_png, forest_range
 from trickbench.scripts.ablation.render import csv_text, markdown, power_markdown
 
 
 def write_report(
-    root: Path, out: Path, metric: str = "test/acc", baseline: str = "baseline", power_delta: float | None = None
+    root: Path,
+    out: Path,
+    metric: str = "test/acc",
+    baseline: str = "baseline",
+    power_delta: float | None = None,
+    compare: Path | None = None,
 ) -> list[dict]:
     if root.resolve() == (out / "raw").resolve():
         raise SystemExit(f"error: {root} is the raw/ folder this report would replace; write the report elsewhere")
@@ -42,6 +46,8 @@ def write_report(
         )
     name = plan.get("name") or root.name
     scale = 100.0 if metric.endswith("acc") else 1.0
+    if plan.get("design"):
+        return write_factorial(root, out, plan, runs, pre, incomplete, metric, scale, compare)
     rows = summarise(runs, metric, baseline, power_delta or 0.003)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.md", markdown(name, plan, rows, pre, incomplete, metric, baseline, scale, runs))
@@ -58,18 +64,9 @@ def write_report(
     if curves:
         png_curves = curves_png(name, curves, curve_metric, baseline, scale, partial_epochs(runs, curve_metric))
         atomic_write(out / "curves.png", lambda fh: fh.write(png_curves))
-    shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
-    for r in runs + pre:
-        atomic_write_text(out / "raw" / r.label / run_record.FILENAME, r.raw)
-        log = csv_log(r)
-        if log is not None:  # the curves' source, verbatim
-            atomic_write_text(out / "raw" / r.label / "metrics.csv", log.read_text())
-        if r.path is not None and (r.path / "definition.json").is_file():  # what the run ran (header, staleness)
-            atomic_write_text(out / "raw" / r.label / "definition.json", (r.path / "definition.json").read_text())
+    copy_raw(root, out, plan, runs, pre)
     if power_delta is not None:
         atomic_write_text(out / "power.md", power_markdown(name, rows, baseline, scale, power_delta))
-    if plan:
-        atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
     return rows
 
 
@@ -79,6 +76,12 @@ def parser(prog: str = "trickbench report") -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: results/<ablation name>)")
     p.add_argument("--metric", default="test/acc", help="<stage>/<name> from metrics.json (default test/acc)")
     p.add_argument("--baseline", default="baseline", help="arm the deltas are taken against")
+    p.add_argument(
+        "--compare",
+        default=None,
+        help="factorial designs: a one-at-a-time report folder (e.g. results/cifar10_cpu_fast) to set cost against "
+        "precision with",
+    )
     p.add_argument(
         "--power",
         action="store_true",
@@ -102,8 +105,12 @@ def main(argv: list[str] | None = None, prog: str = "trickbench report") -> int:
     if not root.is_dir():
         p.error(f"{root} is not a folder; give runs/<ablation name>")
     out = Path(args.out) if args.out else Path("results") / root.name
-    rows = write_report(root, out, args.metric, args.baseline, args.power_delta if args.power else None)
+    compare = Path(args.compare) if args.compare else None
+    rows = write_report(root, out, args.metric, args.baseline, args.power_delta if args.power else None, compare)
     print((out / "report.md").read_text())
+    if not rows:  # a factorial report: its rows are effects
+        print(f"wrote {out}/report.md, effects.csv, effects.png, interactions.png and raw/")
+        return 0
     if args.power:
         print((out / "power.md").read_text())
     print(f"wrote {out}/report.md, results.csv, chart.png, forest.png and raw/ ({sum(r['n'] for r in rows)} arm runs)")

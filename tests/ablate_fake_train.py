@@ -3,6 +3,8 @@
 Behaviour comes from a `fake:` mapping in the --config files (later files win):
   fail: true           -> print "boom" to stderr and exit 1 (after writing a checkpoint)
   acc: 0.7             -> test accuracy written to metrics.json (plus 0.01 * seed)
+  add: 0.02            -> summed over every config that has it, added to acc (a trick's true effect)
+  noise: 0.003         -> Gaussian noise of this sd added to acc, seeded by the run directory's name and seed
   sleep: 5             -> hold the run directory's lock (as `fit` does) for 5 s before finishing
   preflight: "no data" -> `ablate_fake_train.py preflight MANIFEST` (the harness's shared check) fails with it
 Every call appends its argv to <run_dir>/calls.json; a teacher-like config.yaml is written too.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import socket
 import sys
 import time
@@ -51,8 +54,11 @@ def main(argv: list[str]) -> int:
         elif arg.startswith("--") and "=" in arg:
             key, value = arg[2:].split("=", 1)
             opts[key] = value
+    added = 0.0
     for cfg in configs:
-        fake.update((yaml.safe_load(Path(cfg).read_text()) or {}).get("fake") or {})
+        entry = (yaml.safe_load(Path(cfg).read_text()) or {}).get("fake") or {}
+        added += float(entry.get("add", 0.0))
+        fake.update(entry)
     run_dir = Path(opts["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     if fake.get("sleep"):  # the lock `fit` holds for a run's lifetime (trickbench.run.run_dir.RunLock)
@@ -71,9 +77,10 @@ def main(argv: list[str]) -> int:
         print("error: boom", file=sys.stderr)
         return 1
     seed = int(opts.get("seed_everything", 0))
+    noise = random.Random(f"{run_dir.parent.name}/{seed}").gauss(0.0, float(fake.get("noise", 0.0)))
     record = {
         "status": "completed",
-        "test": {"acc": float(fake.get("acc", 0.5)) + 0.01 * seed},
+        "test": {"acc": float(fake.get("acc", 0.5)) + 0.01 * seed + added + noise},
         "wall_seconds": 2.0,
     }
     (run_dir / "metrics.json").write_text(json.dumps(record))

@@ -71,3 +71,14 @@ def fit_smoke(cfg: str, data_dir: Path, run_dir: Path, *extra: str):
             *extra,
         ]
     )
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ablation harness trains with tests/ablate_fake_train.py (torch-free, ~0.1 s a run) instead of `fit`."""
+    from trickbench.scripts.ablation import plan as ablation
+
+    fake = str(Path(__file__).with_name("ablate_fake_train.py"))
+    monkeypatch.setattr(ablation, "TRAIN_CMD", [sys.executable, fake])
+    monkeypatch.setattr(ablation, "TEST_CMD", [sys.executable, fake, "test"])
+    monkeypatch.setattr(ablation, "PREFLIGHT_CMD", [sys.executable, fake, "preflight"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from trickbench.scripts.ablation import slurm
 from trickbench.scripts.ablation.plan import AblationError, load_plan
 
 FAKE = Path(__file__).with_name("ablate_fake_train.py")
-
-
-@pytest.fixture
-def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ablation, "TRAIN_CMD", [sys.executable, str(FAKE)])
-    monkeypatch.setattr(ablation, "TEST_CMD", [sys.executable, str(FAKE), "test"])
-    monkeypatch.setattr(ablation, "PREFLIGHT_CMD", [sys.executable, str(FAKE), "preflight"])
 
 
 def write(path: Path, data: dict) -> str:

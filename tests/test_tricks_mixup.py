@@ -83,6 +83,23 @@ def test_prob_zero_and_per_sample_prob():
     assert untouched == pytest.approx(0.7, abs=0.05)
 
 
+def test_mixup_cutmix_fragment_switches_between_the_two_on_half_of_the_batches():
+    """configs/tricks/mixup_cutmix.yaml: every batch mixed, CutMix (pixels copied whole) on ~half, mixup (pixels
+    blended) on the rest."""
+    import yaml
+
+    args = yaml.safe_load(open("configs/tricks/mixup_cutmix.yaml"))["model"]["init_args"]["batch_mix"]["init_args"]
+    mix = MixupCutmix(**args)
+    torch.manual_seed(0)
+    x, y = indexed_batch()
+    kinds = []
+    for _ in range(400):
+        xm, _ = mix(x, y)
+        copied = ((xm == x) | (xm == x.roll(1, 0))).all()  # a CutMix box may be empty on 8x8 images: still cutmix
+        kinds.append("cutmix" if copied else "mixup")
+    assert 0.42 <= kinds.count("cutmix") / 400 <= 0.58
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="batch_mix: null"):
         MixupCutmix(C, mixup_alpha=0.0, cutmix_alpha=0.0)

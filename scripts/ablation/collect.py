@@ -8,15 +8,18 @@ import csv
 import json
 import math
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trickbench.io import atomic_write_text
 from trickbench.run import record as run_record
 from trickbench.run.record import Record, RunRecordError
 from trickbench.scripts.ablation.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
 
 SKIP_DIRS = {"prerequisites", "slurm"}
+STOPPING = "stopping.json"  # written by a factorial sweep with --target-halfwidth: which rule ended it
 
 
 @dataclass
@@ -178,3 +181,20 @@ def partial_epochs(runs: list[Run], metric: str) -> dict[str, list[int]]:
             if partial:
                 out[arm] = sorted(partial)
     return out
+
+
+def copy_raw(root: Path, out: Path, plan: dict, runs: list, pre: list) -> None:
+    """`out/raw/`: each counted run's metrics.json, CSV log and definition.json, plan.json (and the sweep's
+    stopping.json): a run folder the same report can be made from again."""
+    shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
+    for r in runs + pre:
+        atomic_write_text(out / "raw" / r.label / run_record.FILENAME, r.raw)
+        log = csv_log(r)
+        if log is not None:  # the curves' source, verbatim
+            atomic_write_text(out / "raw" / r.label / "metrics.csv", log.read_text())
+        if r.path is not None and (r.path / "definition.json").is_file():  # what the run ran (header, staleness)
+            atomic_write_text(out / "raw" / r.label / "definition.json", (r.path / "definition.json").read_text())
+    if plan:
+        atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
+    if (root / STOPPING).is_file():
+        atomic_write_text(out / "raw" / STOPPING, (root / STOPPING).read_text())

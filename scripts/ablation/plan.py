@@ -22,6 +22,8 @@ generated copy written into the run directory (see `trickbench.scripts.ablate.ma
 `evaluate: A` makes an arm that trains nothing: each of its seeds runs `trickbench test` on the final
 checkpoint of arm A's run of the same seed, with A's configs plus the arm's fragments (a test-time trick, e.g.
 TTA). Its paired Δ against A is then the trick's effect on the very same weights.
+
+`design: factorial` files list `factors:` instead of `arms:`; each design row becomes an arm (see factorial.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from trickbench.scripts.ablation import factorial
 from trickbench.scripts.ablation.data_seed import DataSeedError, check_data_seed
 
 TOP_KEYS = {"name", "base", "overrides", "seeds", "seed_keys", "prerequisites", "arms", "slurm"}
@@ -83,6 +86,7 @@ class Plan:
     root: Path  # <runs_dir>/<name>
     jobs: list[Job] = field(default_factory=list)  # prerequisites first, then arms x seeds
     slurm: dict[str, Any] = field(default_factory=dict)
+    design: dict[str, Any] | None = None  # `design: factorial` files: the design (scripts/ablation/factorial.py)
 
     def prerequisite(self, name: str) -> Job:
         return next(j for j in self.jobs if j.prerequisite and j.arm == name)
@@ -148,17 +152,30 @@ def _check_files(raw: dict, base: list[str], fragment_lists: dict[str, list[str]
         )
 
 
-def load_plan(path: str | Path, runs_dir: str | Path = "runs", extra_overrides: list[str] | None = None) -> Plan:
-    """Parse and validate an ablation file and expand it into jobs. Raises AblationError before any run."""
+def load_plan(
+    path: str | Path,
+    runs_dir: str | Path = "runs",
+    extra_overrides: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> Plan:
+    """Parse and validate an ablation file and expand it into jobs (`seeds` replaces the file's: the replicates
+    `--target-halfwidth` adds). Raises AblationError before any run."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise AblationError(f"cannot read ablation file {path}: {err}") from err
     if not isinstance(raw, dict):
         raise AblationError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
+    design = None
+    if "design" in raw:  # a factorial file: its design rows become the arms
+        try:
+            arms, design = factorial.expand(raw)
+        except factorial.FactorialError as err:
+            raise AblationError(f"{path}: {err}") from None
+        raw = {k: v for k, v in raw.items() if k not in factorial.KEYS} | {"arms": arms}
     _check_keys(str(path), raw, TOP_KEYS)
     name = raw.get("name") or Path(path).stem
-    seeds = raw.get("seeds", [0])
+    seeds = raw.get("seeds", [0]) if seeds is None else seeds
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise AblationError(f"{path}: name must match {NAME_RE.pattern}, got {name!r}")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
@@ -175,6 +192,7 @@ def load_plan(path: str | Path, runs_dir: str | Path = "runs", extra_overrides: 
         _str_list("seed_keys", raw.get("seed_keys", ["seed_everything"])),
         root,
         slurm=dict(raw.get("slurm") or {}),
+        design=design,
     )
     fragment_lists: dict[str, list[str]] = {}
     for pname, spec in prereq_raw.items():
@@ -230,6 +248,9 @@ def load_plan(path: str | Path, runs_dir: str | Path = "runs", extra_overrides: 
                     evaluates=evaluates,
                 )
             )
+    if design:  # replicate by replicate (a seed is a block): each finished block can be analysed on its own
+        order = {a: i for i, a in enumerate(arms_raw)}
+        plan.jobs.sort(key=lambda j: (not j.prerequisite, j.seed if not j.prerequisite else 0, order.get(j.arm, -1)))
     _check_files(raw, plan.base, fragment_lists)
     for arm, spec in arms_raw.items():
         spec = _arm_spec(arm, spec)

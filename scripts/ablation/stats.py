@@ -1,66 +1,27 @@
-"""Seed statistics for ablation reports: mean, std, and a Welch t interval for a difference of means.
-
-Hand-written instead of `scipy.stats` because scipy is not a dependency of the template; the
-Student-t CDF is the regularised incomplete beta function (continued fraction, Numerical Recipes 6.4)
-and its quantile is found by bisection, so every number is exact to ~1e-10, not a table lookup.
-"""
+"""Seed statistics for ablation reports: mean, std, a Welch t interval for a difference of means, the paired t
+interval and test, Holm's adjustment and the paired t-test's power. The Student t distribution is scipy's
+(`scipy.stats.t`) and Holm's step-down is statsmodels' (`multipletests`), the same libraries the factorial
+analysis (effects.py) uses; this module only shapes their answers for the one-at-a-time report."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction for I_x(a, b) (modified Lentz); converges fast for x < (a + 1) / (a + b + 2)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b) for x in [0, 1]."""
-    if x <= 0.0 or x >= 1.0:
-        return 0.0 if x <= 0.0 else 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
 
 
 def t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with `df` (real, > 0) degrees of freedom."""
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
+    return float(scipy_stats.t.cdf(t, df))
 
 
 def t_quantile(p: float, df: float) -> float:
-    """Inverse of `t_cdf` for p in (0, 1), by bisection (60 halvings: far below print precision)."""
+    """Inverse of `t_cdf` for p in (0, 1)."""
     if not 0.0 < p < 1.0 or not df > 0:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(60):
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2.0
+    return float(scipy_stats.t.ppf(p, df))
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -102,7 +63,7 @@ def two_sided_p(t: float, df: float) -> float:
         return math.nan
     if math.isinf(t):
         return 0.0
-    return min(1.0, 2.0 * (1.0 - t_cdf(abs(t), df)))
+    return min(1.0, float(2.0 * scipy_stats.t.sf(abs(t), df)))
 
 
 @dataclass(frozen=True)
@@ -132,11 +93,11 @@ def paired_diff(a: dict[int, float], b: dict[int, float], confidence: float = 0.
 
 def holm(pvalues: dict[str, float]) -> dict[str, float]:
     """Holm's step-down adjusted p-values (family-wise error control over all the given tests); NaN kept."""
-    valid = sorted((p, k) for k, p in pvalues.items() if not math.isnan(p))
-    m, running, out = len(valid), 0.0, {k: math.nan for k in pvalues}
-    for i, (p, k) in enumerate(valid):
-        running = max(running, min(1.0, (m - i) * p))
-        out[k] = running
+    valid = [k for k, p in pvalues.items() if not math.isnan(p)]
+    out = {k: math.nan for k in pvalues}
+    if valid:
+        adjusted = multipletests([pvalues[k] for k in valid], method="holm")[1]
+        out.update({k: float(q) for k, q in zip(valid, adjusted)})
     return out
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from trickbench.io import atomic_write_json
 from trickbench.run.record import RunState
 from trickbench.run.run_dir import child_environ, live_holder
+from trickbench.scripts.ablation import factorial, slurm
 from trickbench.scripts.ablation import plan as ablation_file
-from trickbench.scripts.ablation import slurm
 from trickbench.scripts.ablation.jobs import (
     ELSEWHERE,
     TRAINED,
@@ -175,6 +175,7 @@ def write_plan_record(plan: Plan) -> None:
         "arms": plan.arms(),
         "seeds": sorted({j.seed for j in plan.jobs if not j.prerequisite}),
         "prerequisites": sorted({j.arm for j in plan.jobs if j.prerequisite}),
+        **({"design": plan.design} if plan.design else {}),
         "runs": {
             j.label: {
                 "arm": j.arm,
@@ -190,6 +191,8 @@ def write_plan_record(plan: Plan) -> None:
 
 
 def print_plan(plan: Plan) -> None:
+    if plan.design:
+        print(factorial.describe(factorial.design_from_record(plan.design), plan.design["test_factors"]) + "\n")
     for i, job in enumerate(plan.jobs):
         state, ckpt = run_state(job, plan)
         print(f"{i:3d}  {job.label:40s} {state}\n     {shlex.join(job_command(plan, job, ckpt, False))}")
