@@ -30,6 +30,7 @@ NOT_MEASURED = {  # text on the line -> why its number is not a measurement
     "classes with ≥1 % of the samples": "a threshold of the GAN score (a setting)",
     "64x lr for BatchNorm biases": "airbench94's setting, not a measurement",
     "within 0.05 nats": "a tolerance of the test named in the same row",
+    "half-width (95% interval) is at most": "the stopping rule's target, a setting (--target-halfwidth)",
 }
 
 

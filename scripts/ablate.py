@@ -155,8 +155,11 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
                     "--target-halfwidth decides after each replicate, so it runs the sweep here (--launcher local); "
                     "on a cluster, submit this command itself as a job"
                 )
-            make = lambda seeds: load_plan(args.config, args.runs_dir, [f"--{s}" for s in args.set], seeds)  # noqa: E731
-            return until_sharp(plan, make, lambda p: run_local(p, args), args.target_halfwidth, args.max_runs)
+
+            def with_seeds(seeds: list[int]) -> Plan:
+                return load_plan(args.config, args.runs_dir, [f"--{s}" for s in args.set], seeds)
+
+            return until_sharp(plan, with_seeds, lambda p: run_local(p, args), args.target_halfwidth, args.max_runs)
         return run_local(plan, args)
     except AblationError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -121,9 +121,24 @@ def test_report_recovers_the_true_effects_and_states_the_stopping_rule(tmp_path:
     assert "Stopping rule: **target reached**" in text and "PARTIAL" not in text
     assert re.search(r"\| warm \| \+(1\.9\d|2\.0\d) \| \[", text)  # in points, first among the main effects
     assert "resolution IV" in text
+    # the four-level factor against its first level: mixup and both add 0.4 points, cutmix nothing
+    for level, truth in (("mixup", 0.4), ("cutmix", 0.0), ("both", 0.4)):
+        row = re.search(rf"\| {level} \| [+-][\d.]+ \| \[([+-][\d.]+), ([+-][\d.]+)\] \|", text)
+        low, high = map(float, row.groups())
+        assert low <= truth <= high, (level, low, high)
     for name in ("effects.png", "interactions.png", "raw/plan.json", "raw/stopping.json"):
         assert (out / name).is_file(), name
     again = tmp_path / "again"  # raw/ is a run folder: the same report from it
     assert report.main([str(out / "raw"), "--out", str(again)]) == 0
     assert (again / "report.md").read_text() == text
     assert (again / "effects.csv").read_text() == (out / "effects.csv").read_text()
+
+
+def test_gpu_preset_is_the_cpu_design_with_more_replicates() -> None:
+    cpu, gpu = (yaml.safe_load(open(f"configs/ablations/cifar10_{k}_factorial.yaml")) for k in ("cpu", "gpu"))
+    for key in ("design", "resolution", "generators", "factors", "test_factors", "seed_keys"):
+        assert cpu[key] == gpu[key], key
+    assert len(gpu["seeds"]) > len(cpu["seeds"])
+    plan = load_plan("configs/ablations/cifar10_gpu_factorial.yaml", "runs")
+    trained = [j for j in plan.jobs if not j.prerequisite and not j.evaluates]
+    assert len(trained) == 32 * len(gpu["seeds"]) and plan.design["resolution"] == 4

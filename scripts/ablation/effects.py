@@ -23,7 +23,7 @@ import numpy as np
 import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
-from trickbench.scripts.ablation.design import Design
+from trickbench.scripts.ablation.design import Design, Factor
 
 
 @dataclass(frozen=True)
@@ -134,3 +134,21 @@ def analyse(
         for i, q in zip(valid, adjusted):
             effects[i] = replace(effects[i], p_holm=float(q))
     return Analysis(effects, blocks, len(keys), df, sigma, pending)
+
+
+def level_differences(a: Analysis, factor: Factor) -> list[tuple[str, float, float, float]]:
+    """A four-level factor's levels against its first, averaged over the other factors: [(level, difference,
+    95% low, high)]. From the contrasts' effects E (orthogonal, equal standard errors): level (+,-) is
+    E_p - E_pq, (-,+) is E_q - E_pq, (+,+) is E_p + E_q, each with sqrt(2) times one effect's half-width."""
+    if factor.width != 2 or math.isnan(a.df_resid) or a.df_resid < 1:
+        return []
+    by = {e.term: e for e in a.effects}
+    p, q, pq = (by.get(c) for c in factor.contrasts())
+    if p is None or q is None or pq is None:
+        return []
+    half = math.sqrt(2.0) * p.halfwidth
+    _, l1, l2, l3 = factor.levels
+    out = []
+    for level, diff in ((l1, p.effect - pq.effect), (l2, q.effect - pq.effect), (l3, p.effect + q.effect)):
+        out.append((level, diff, diff - half, diff + half))
+    return out

@@ -14,7 +14,7 @@ from typing import Any
 
 from trickbench.scripts.ablation.collect import STOPPING, Run, copy_raw, metric_of
 from trickbench.scripts.ablation.design import Design
-from trickbench.scripts.ablation.effects import Analysis, analyse
+from trickbench.scripts.ablation.effects import Analysis, analyse, level_differences
 from trickbench.scripts.ablation.factorial import ROMAN, design_from_record
 
 
@@ -79,21 +79,23 @@ def _p(p: float) -> str:
 
 
 def cost_line(a: Analysis, hours: float, runs: int, other: dict[str, float] | None, scale: float) -> str:
+    """One line: the median main-effect half-width for its cost, next to the one-at-a-time table's, and that
+    table's scaled to this one's cost (a half-width shrinks as 1/sqrt(runs) at a fixed noise)."""
     mains = [e.halfwidth for e in a.mains()]
     if not mains or any(math.isnan(w) for w in mains):
         return "Cost against precision: needs two complete replicates (no interval yet)."
     mine = statistics.median(mains)
     line = (
         f"Cost against precision: median main-effect 95% half-width **{mine * scale:.3f}** from {runs} runs "
-        f"({hours:.1f} CPU-hours)"
+        f"({hours:.1f} CPU-hours, teacher and test-only evaluations included)"
     )
     if other:
-        eq = other["halfwidth"] * math.sqrt(other["hours"] / hours) if hours else math.nan
         line += (
             f"; the one-at-a-time table: median paired half-width **{other['halfwidth'] * scale:.3f}** from "
-            f"{other['runs']} runs ({other['hours']:.1f} CPU-hours), i.e. {eq * scale:.3f} at this table's cost "
-            "(half-widths shrink as 1/sqrt(cost))"
+            f"{other['runs']} runs ({other['hours']:.1f} CPU-hours)"
         )
+        if hours > 0:
+            line += f", i.e. {other['halfwidth'] * math.sqrt(other['hours'] / hours) * scale:.3f} at this table's cost"
     return line + "."
 
 
@@ -125,7 +127,7 @@ def markdown(
     if stopping:
         out += [
             f"Stopping rule: **{stopping['rule']}** — target max main-effect half-width "
-            f"{_f(stopping['target'], scale, 3, False)}, budget {stopping['max_runs']} runs; stopped at "
+            f"{stopping['target'] * scale:.3g}, budget {stopping['max_runs']} runs; stopped at "
             f"{stopping['runs']} runs with max half-width {_f(stopping['max_halfwidth'], scale, 3, False)}.",
             "",
         ]
@@ -136,6 +138,13 @@ def markdown(
             f"| {e.term} | {_f(e.effect, scale)} | [{_f(e.low, scale)}, {_f(e.high, scale)}] | "
             f"{_f(e.halfwidth, scale, 2, False)} | {_p(e.p)} | {_p(e.p_holm)} |"
         )
+    for f in design.factors:
+        levels = level_differences(a, f)
+        if levels:
+            ref = next(iter(f.levels))
+            out += ["", f"{f.name}, each level against `{ref}` (averaged over the other factors):", ""]
+            out += [f"| level | vs {ref}{unit} | 95% CI |", "|---|--:|---|"]
+            out += [f"| {lvl} | {_f(d, scale)} | [{_f(lo, scale)}, {_f(hi, scale)}] |" for lvl, d, lo, hi in levels]
     out += ["", "## Two-factor interactions", "", f"| term (= aliases) | effect{unit} | 95% CI | p | p (Holm) |"]
     out.append("|---|--:|---|--:|--:|")
     for e in sorted((e for e in a.effects if e.kind in ("2fi", "test:main")), key=lambda e: -abs(e.effect)):

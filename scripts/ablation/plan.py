@@ -47,11 +47,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 TRAIN_CMD = [sys.executable, "-m", "trickbench", "fit"]  # tests swap this for a fake trainer
 TEST_CMD = [sys.executable, "-m", "trickbench", "test"]  # a test-only arm (`evaluate:`); swapped likewise
 BATCH_CMD = [sys.executable, "-m", "trickbench.scripts.ablation.batch"]
-PREFLIGHT_CMD = [
-    sys.executable,
-    "-m",
-    "trickbench.scripts.ablation.preflight",
-]  # shared checks first  # --per-process N: several runs in one process
+PREFLIGHT_CMD = [sys.executable, "-m", "trickbench.scripts.ablation.preflight"]  # shared checks, before any run
 
 
 class AblationError(ValueError):
