@@ -78,6 +78,11 @@ def test_a_factorial_file_with_arms_or_a_three_level_factor_is_refused(tmp_path:
     write(tmp_path / "bad.yaml", spec)
     assert ablate.main([str(tmp_path / "bad.yaml"), "--dry-run"]) == 2
     assert "factor 'mix' has 3 levels" in capsys.readouterr().err
+    spec = yaml.safe_load(open(path))
+    spec["factors"]["warm+up"] = spec["factors"].pop("warm")
+    write(tmp_path / "bad.yaml", spec)
+    assert ablate.main([str(tmp_path / "bad.yaml"), "--dry-run"]) == 2
+    assert "factor 'warm+up': use letters, digits and '_'" in capsys.readouterr().err
 
 
 def test_stops_when_the_target_is_met_and_again_at_the_budget(tmp_path: Path, capsys) -> None:

@@ -24,11 +24,13 @@ one-at-a-time file. The design itself is stored in plan.json (`design`), which t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from trickbench.scripts.ablation.design import Design, DesignError, Factor, build
 
 ROMAN = {0: "full factorial", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # factor, level and test-factor names: no ':', '*', '+' or '['
 KEYS = {"design", "factors", "test_factors", "resolution", "generators"}
 FACTOR_KEYS = {"fragments", "levels", "teacher"}
 
@@ -45,8 +47,14 @@ def _fragments(where: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _check_name(what: str, name: str) -> None:
+    if not NAME.match(name):
+        raise FactorialError(f"{what} {name!r}: use letters, digits and '_' (it becomes part of effect names)")
+
+
 def parse_factor(name: str, spec: Any) -> Factor:
     """`[fragments]` (off/on), `{fragments: [...], teacher: P}`, or `{levels: {name: [fragments], ...}}`."""
+    _check_name("factor", name)
     if isinstance(spec, list):
         spec = {"fragments": spec}
     if not isinstance(spec, dict) or set(spec) - FACTOR_KEYS:
@@ -59,6 +67,8 @@ def parse_factor(name: str, spec: Any) -> Factor:
         if not isinstance(spec["levels"], dict):
             raise FactorialError(f"factor '{name}': levels must map level names to fragment lists")
         levels = {str(k): _fragments(f"factor '{name}' level '{k}'", v) for k, v in spec["levels"].items()}
+        for level in levels:
+            _check_name(f"factor '{name}' level", level)
     else:
         levels = {"off": (), "on": _fragments(f"factor '{name}' fragments", spec["fragments"])}
     if len(levels) not in (2, 4):
@@ -91,6 +101,8 @@ def test_factors(raw: dict) -> dict[str, tuple[str, ...]]:
     spec = raw.get("test_factors") or {}
     if not isinstance(spec, dict):
         raise FactorialError("test_factors must map names to fragment lists (two levels: off / on)")
+    for n in spec:
+        _check_name("test factor", str(n))
     return {str(n): _fragments(f"test factor '{n}'", v) for n, v in spec.items()}
 
 
