@@ -82,6 +82,7 @@ CLAIMS: dict[str, Callable[[TrickbenchCLI], bool]] = {
     "no_bias_decay": lambda c: c.model.hparams.no_decay_1d is True,
     "mixup": lambda c: (m := mix(c)) is not None and m.mixup_alpha > 0 and m.cutmix_alpha == 0,
     "cutmix": lambda c: (m := mix(c)) is not None and m.cutmix_alpha > 0 and m.mixup_alpha == 0,
+    "mixup_cutmix": lambda c: (m := mix(c)) is not None and m.mixup_alpha > 0 and m.cutmix_alpha > 0 and m.prob == 1.0,
     "gn_ws": lambda c: (
         not any(isinstance(m, nn.BatchNorm2d) for m in c.model.net.modules())
         and all(isinstance(m, WSConv2d) for m in c.model.net.modules() if isinstance(m, nn.Conv2d))
@@ -193,7 +194,7 @@ def fit_claim(fragment: str, cli: TrickbenchCLI, rec: StepRecorder) -> None:
         cb = callbacks_of(cli, Lookahead)[0]  # i.e. the initial weights, and the last step's live ones are kept
         assert cb.final_live is not None and all(torch.equal(v, cb.average[k]) for k, v in model.net.named_parameters())
         assert any(not torch.equal(cb.final_live[k].to(v.device), v) for k, v in model.net.named_parameters())
-    elif fragment in ("mixup", "cutmix"):  # the net trained on mixed images against mixed (soft) targets
+    elif fragment in ("mixup", "cutmix", "mixup_cutmix"):  # the net trained on mixed images, mixed (soft) targets
         assert model.batch_mix.calls == 2
         for step, targets in zip(rec.steps, model.batch_mix.targets):
             (x, y), (net_in, logits) = step["batch"], step["calls"][-1]
