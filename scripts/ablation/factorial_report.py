@@ -12,10 +12,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from trickbench.scripts.ablation.collect import STOPPING, Run, copy_raw, metric_of
+from trickbench.io import atomic_write, atomic_write_text
+from trickbench.scripts.ablation.collect import STOPPING, Run, collect, copy_raw, metric_of
 from trickbench.scripts.ablation.design import Design
 from trickbench.scripts.ablation.effects import Analysis, analyse, level_differences
 from trickbench.scripts.ablation.factorial import ROMAN, design_from_record
+from trickbench.scripts.ablation.factorial_plots import effects_png, interactions_png
 
 
 def responses(
@@ -62,8 +64,6 @@ def one_at_a_time(folder: Path) -> dict[str, float] | None:
         for r in rows
         if r.get("paired_low") not in (None, "", "nan") and r.get("paired_high") not in (None, "", "nan")
     ]
-    from trickbench.scripts.ablation.collect import collect  # the same reader as the report's
-
     _, runs, pre, _ = collect(folder / "raw")
     return {"halfwidth": statistics.median(widths), "runs": len(runs) + len(pre), "hours": cpu_hours(runs + pre)}
 
@@ -198,9 +198,6 @@ def write_factorial(
 ) -> list[dict]:
     """report.md, effects.csv, effects.png, interactions.png and raw/ of a factorial ablation (an empty row list:
     the one-at-a-time summary rows do not apply)."""
-    from trickbench.io import atomic_write, atomic_write_text
-    from trickbench.scripts.ablation.factorial_plots import effects_png, interactions_png
-
     name = plan.get("name") or root.name
     design, a = analysis_of(plan["design"], runs, metric)
     other = one_at_a_time(compare) if compare else None
