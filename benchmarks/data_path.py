@@ -10,7 +10,7 @@ torchvision's CIFAR10 checks the md5 of every batch file even with download=Fals
 rendition (different bytes, same format) it refuses to load. `UncheckedCIFAR10` skips only that
 check; the decoding and per-sample work measured are torchvision's own.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.data_path --data_dir /work/data
+    OMP_NUM_THREADS=1 python -m benchmarks.data_path --data_dir DATA
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ so its process start-up is what a researcher's own script would pay. It reads th
 does the same work: train on the seeded 55k split, evaluate the 5k hold-out after every epoch,
 evaluate the 10k test set at the end. Prints one JSON line: {"test_acc": ..., "train_seconds": ...}.
 
-    python -m benchmarks.plain_mnist --config configs/mnist_mlp.yaml --data_dir /work/data
+    python -m benchmarks.plain_mnist --config configs/mnist_mlp.yaml --data_dir DATA
 """
 
 from __future__ import annotations
