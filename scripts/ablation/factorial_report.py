@@ -18,6 +18,9 @@ from trickbench.scripts.ablation.design import Design
 from trickbench.scripts.ablation.effects import Analysis, analyse, level_differences
 from trickbench.scripts.ablation.factorial import ROMAN, design_from_record
 from trickbench.scripts.ablation.factorial_plots import effects_png, interactions_png
+from trickbench.scripts.ablation.render import _f  # the one-at-a-time report's number format
+
+EFFECT, WIDTH, SD = "+.2f", ".2f", ".3f"  # format specs: effects and bounds, half-widths, one run's sd
 
 
 def responses(
@@ -68,12 +71,6 @@ def one_at_a_time(folder: Path) -> dict[str, float] | None:
     return {"halfwidth": statistics.median(widths), "runs": len(runs) + len(pre), "hours": cpu_hours(runs + pre)}
 
 
-def _f(x: float, scale: float, digits: int = 2, signed: bool = True) -> str:
-    if math.isnan(x):
-        return "n/a"
-    return f"{x * scale:+.{digits}f}" if signed else f"{x * scale:.{digits}f}"
-
-
 def _p(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{p:.3g}"
 
@@ -119,7 +116,7 @@ def markdown(
         f"{ROMAN.get(design.resolution, design.resolution)} (generators `{design.generators}`); replicates analysed "
         "(seeds): "
         f"{', '.join(map(str, a.blocks)) or 'none'}; {a.runs} trained runs; residual df {a.df_resid:.0f}; "
-        f"one run's sd {_f(a.sigma, scale, 3, False)}{unit}.",
+        f"one run's sd {_f(a.sigma, scale, SD)}{unit}.",
         f"Metric: `{metric}`. Effect = mean with the term + minus mean with it - (for a trick: on minus off, "
         "averaged over all other factors). 95% t intervals; Holm's p over every effect in the table.",
         "",
@@ -128,15 +125,15 @@ def markdown(
         out += [
             f"Stopping rule: **{stopping['rule']}** — target max main-effect half-width "
             f"{stopping['target'] * scale:.3g}, budget {stopping['max_runs']} runs; stopped at "
-            f"{stopping['runs']} runs with max half-width {_f(stopping['max_halfwidth'], scale, 3, False)}.",
+            f"{stopping['runs']} runs with max half-width {_f(stopping['max_halfwidth'], scale, SD)}.",
             "",
         ]
     out += [cost, "", "## Main effects", "", f"| term | effect{unit} | 95% CI | half-width | p | p (Holm) |"]
     out.append("|---|--:|---|--:|--:|--:|")
     for e in sorted(a.mains(), key=lambda e: -abs(e.effect)):
         out.append(
-            f"| {e.term} | {_f(e.effect, scale)} | [{_f(e.low, scale)}, {_f(e.high, scale)}] | "
-            f"{_f(e.halfwidth, scale, 2, False)} | {_p(e.p)} | {_p(e.p_holm)} |"
+            f"| {e.term} | {_f(e.effect, scale, EFFECT)} | [{_f(e.low, scale, EFFECT)}, {_f(e.high, scale, EFFECT)}] | "
+            f"{_f(e.halfwidth, scale, WIDTH)} | {_p(e.p)} | {_p(e.p_holm)} |"
         )
     for f in design.factors:
         levels = level_differences(a, f)
@@ -144,14 +141,15 @@ def markdown(
             ref = next(iter(f.levels))
             out += ["", f"{f.name}, each level against `{ref}` (averaged over the other factors):", ""]
             out += [f"| level | vs {ref}{unit} | 95% CI |", "|---|--:|---|"]
-            out += [f"| {lvl} | {_f(d, scale)} | [{_f(lo, scale)}, {_f(hi, scale)}] |" for lvl, d, lo, hi in levels]
+            for lvl, d, lo, hi in levels:
+                out.append(f"| {lvl} | {_f(d, scale, EFFECT)} | [{_f(lo, scale, EFFECT)}, {_f(hi, scale, EFFECT)}] |")
     out += ["", "## Two-factor interactions", "", f"| term (= aliases) | effect{unit} | 95% CI | p | p (Holm) |"]
     out.append("|---|--:|---|--:|--:|")
     for e in sorted((e for e in a.effects if e.kind in ("2fi", "test:main")), key=lambda e: -abs(e.effect)):
         term = " = ".join((e.term, *e.aliases))
         out.append(
-            f"| {term} | {_f(e.effect, scale)} | [{_f(e.low, scale)}, {_f(e.high, scale)}] | {_p(e.p)} | "
-            f"{_p(e.p_holm)} |"
+            f"| {term} | {_f(e.effect, scale, EFFECT)} | [{_f(e.low, scale, EFFECT)}, {_f(e.high, scale, EFFECT)}] | "
+            f"{_p(e.p)} | {_p(e.p_holm)} |"
         )
     out += [
         "",
