@@ -2,7 +2,7 @@
 
     trickbench ablate configs/ablations/cifar10_cpu.yaml [--runs-dir runs] [--dry-run]
         [--jobs N [--threads T] | --gpus N] [--set data.init_args.data_dir=/data]
-        [--rerun-stale] [--launcher local|slurm [--submit]] [--status] [--per-process N]
+        [--rerun-stale] [--launcher local|slurm [--submit]] [--status] [--per-process N] [--restore RAW]
 
 A run is finished when its `metrics.json` says `"status": "completed"`; re-running skips finished runs
 and restarts the others, from `checkpoints/last.ckpt` when there is one. A crashed run is recorded and
@@ -19,14 +19,17 @@ metrics.json is moved to `metrics.json.damaged-<time>`; an attempt without a che
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
+from pathlib import Path
 
 from trickbench.scripts.ablation import slurm
 from trickbench.scripts.ablation import status as sweep_status
 from trickbench.scripts.ablation.adaptive import until_sharp
 from trickbench.scripts.ablation.jobs import ELSEWHERE, TRAINED, fill_teacher, finished, job_command
 from trickbench.scripts.ablation.plan import AblationError, Plan, load_plan
+from trickbench.scripts.ablation.restore import restore
 from trickbench.scripts.ablation.state import (
     definition,
     run_state,
@@ -115,6 +118,14 @@ def parse_args(argv: list[str] | None, prog: str = "trickbench ablate") -> argpa
         help="with --target-halfwidth: at most N trained runs (design rows x replicates; the teacher and test-only "
         "evaluations not counted)",
     )
+    p.add_argument(
+        "--restore",
+        default=None,
+        metavar="RAW",
+        help="first copy the finished runs of a report's raw/ folder (e.g. a committed PARTIAL report) into the "
+        "runs folder, then go on: a sweep carried to another machine through the repository. Runs already here "
+        "are kept; a raw run of another definition stops it before anything is copied",
+    )
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--submit", action="store_true", help="with --launcher slurm: submit with sbatch")
     p.add_argument(
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
         if args.dry_run:
             print_plan(plan)
             return 0
+        if args.restore:
+            plan = restored(plan, args)
         if args.status:
             return sweep_status.main(plan)
         if args.task is not None:
@@ -164,6 +177,21 @@ def main(argv: list[str] | None = None, prog: str = "trickbench ablate") -> int:
     except AblationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def restored(plan: Plan, args: argparse.Namespace) -> Plan:
+    """`--restore RAW`: copy RAW's finished runs into the runs folder (a factorial plan grows by the replicates
+    RAW's sweep added, so they count too)."""
+    raw = Path(args.restore)
+    try:
+        seeds = json.loads((raw / "plan.json").read_text()).get("seeds", [])
+    except (OSError, ValueError) as err:
+        raise AblationError(f"--restore {raw}: cannot read its plan.json ({err}); name a report raw/") from None
+    own = sorted({j.seed for j in plan.jobs if not j.prerequisite})
+    if plan.design and set(seeds) - set(own):  # replicates that --target-halfwidth added
+        plan = load_plan(args.config, args.runs_dir, [f"--{s}" for s in args.set], sorted(set(own) | set(seeds)))
+    print("\n".join(restore(plan, raw)), flush=True)
+    return plan
 
 
 def run_local(plan: Plan, args: argparse.Namespace) -> int:

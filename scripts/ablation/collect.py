@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trickbench.io import atomic_write_text
+from trickbench.io import atomic_write, atomic_write_text
 from trickbench.run import record as run_record
 from trickbench.run.record import Record, RunRecordError
 from trickbench.scripts.ablation.stats import holm, mean_std, paired_diff, seeds_needed, welch_diff
 
 SKIP_DIRS = {"prerequisites", "slurm"}
 STOPPING = "stopping.json"  # written by a factorial sweep with --target-halfwidth: which rule ended it
+TEACHER_FILES = ("checkpoints/last.ckpt", "config.yaml")  # a teacher's weights and net, kept in raw/ as in the run
 
 
 @dataclass
@@ -185,7 +186,8 @@ def partial_epochs(runs: list[Run], metric: str) -> dict[str, list[int]]:
 
 def copy_raw(root: Path, out: Path, plan: dict, runs: list, pre: list) -> None:
     """`out/raw/`: each counted run's metrics.json, CSV log and definition.json, plan.json (and the sweep's
-    stopping.json): a run folder the same report can be made from again."""
+    stopping.json): a run folder the same report can be made from again. A prerequisite that teaches keeps its
+    final checkpoint and config.yaml too, so `ablate --restore` can go on from it elsewhere (ablation/restore.py)."""
     shutil.rmtree(out / "raw", ignore_errors=True)  # a fresh copy: no stale runs from an older report
     for r in runs + pre:
         atomic_write_text(out / "raw" / r.label / run_record.FILENAME, r.raw)
@@ -194,7 +196,17 @@ def copy_raw(root: Path, out: Path, plan: dict, runs: list, pre: list) -> None:
             atomic_write_text(out / "raw" / r.label / "metrics.csv", log.read_text())
         if r.path is not None and (r.path / "definition.json").is_file():  # what the run ran (header, staleness)
             atomic_write_text(out / "raw" / r.label / "definition.json", (r.path / "definition.json").read_text())
+    taught = {r["teacher"] for r in plan.get("runs", {}).values() if r.get("teacher")}
+    for r in pre:
+        for name in TEACHER_FILES if r.arm in taught and r.path is not None else ():
+            if (r.path / name).is_file():
+                copy_file(r.path / name, out / "raw" / r.label / name)
     if plan:
         atomic_write_text(out / "raw" / "plan.json", (root / "plan.json").read_text())
     if (root / STOPPING).is_file():
         atomic_write_text(out / "raw" / STOPPING, (root / STOPPING).read_text())
+
+
+def copy_file(src: Path, dest: Path) -> None:
+    """`src` to `dest`, bytes verbatim and atomically (a killed copy leaves nothing half-written)."""
+    atomic_write(dest, lambda fh: fh.write(src.read_bytes()))

@@ -59,6 +59,12 @@ class Analysis:
         return max(widths) if widths and not any(math.isnan(w) for w in widths) else math.nan
 
 
+def by_size(e: Effect) -> tuple[float, str]:
+    """Sort key: largest effect first; sizes equal to 1e-9 (least-squares rounding differs between machines) by
+    name, so a report made again elsewhere lists its effects in the same order."""
+    return (-round(abs(e.effect), 9), e.term)
+
+
 def _block_columns(blocks: list[int], seeds: list[int]) -> np.ndarray:
     """Deviation-coded replicate columns (k - 1 of them; the last block is -1 in each): the intercept stays the
     grand mean, the term coefficients are unchanged."""

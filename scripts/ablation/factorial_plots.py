@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from trickbench.scripts.ablation.design import Design
-from trickbench.scripts.ablation.effects import Analysis
+from trickbench.scripts.ablation.effects import Analysis, by_size
 from trickbench.scripts.ablation.plots import _png
 
 
@@ -38,7 +38,7 @@ def interactions_png(
     name: str, design: Design, a: Analysis, trained: dict[tuple[int, int], float], scale: float, top: int = 4
 ) -> bytes | None:
     """Mean response at (A-, B-), (A-, B+), (A+, B-), (A+, B+) for the `top` strongest trained interactions."""
-    strongest = sorted((e for e in a.effects if e.kind == "2fi"), key=lambda e: -abs(e.effect))[:top]
+    strongest = sorted((e for e in a.effects if e.kind == "2fi"), key=by_size)[:top]
     keys = [(i, s) for s in a.blocks for i in range(design.runs)]
     if not strongest or not keys:
         return None

@@ -15,10 +15,10 @@ from typing import Any
 from trickbench.io import atomic_write, atomic_write_text
 from trickbench.scripts.ablation.collect import STOPPING, Run, collect, copy_raw, metric_of
 from trickbench.scripts.ablation.design import Design
-from trickbench.scripts.ablation.effects import Analysis, analyse, level_differences
+from trickbench.scripts.ablation.effects import Analysis, analyse, by_size, level_differences
 from trickbench.scripts.ablation.factorial import ROMAN, design_from_record
 from trickbench.scripts.ablation.factorial_plots import effects_png, interactions_png
-from trickbench.scripts.ablation.render import _f  # the one-at-a-time report's number format
+from trickbench.scripts.ablation.render import _f, machines  # the one-at-a-time report's number format, hosts
 
 EFFECT, WIDTH, SD = "+.2f", ".2f", ".3f"  # format specs: effects and bounds, half-widths, one run's sd
 
@@ -130,7 +130,7 @@ def markdown(
         ]
     out += [cost, "", "## Main effects", "", f"| term | effect{unit} | 95% CI | half-width | p | p (Holm) |"]
     out.append("|---|--:|---|--:|--:|--:|")
-    for e in sorted(a.mains(), key=lambda e: -abs(e.effect)):
+    for e in sorted(a.mains(), key=by_size):
         out.append(
             f"| {e.term} | {_f(e.effect, scale, EFFECT)} | [{_f(e.low, scale, EFFECT)}, {_f(e.high, scale, EFFECT)}] | "
             f"{_f(e.halfwidth, scale, WIDTH)} | {_p(e.p)} | {_p(e.p_holm)} |"
@@ -145,7 +145,7 @@ def markdown(
                 out.append(f"| {lvl} | {_f(d, scale, EFFECT)} | [{_f(lo, scale, EFFECT)}, {_f(hi, scale, EFFECT)}] |")
     out += ["", "## Two-factor interactions", "", f"| term (= aliases) | effect{unit} | 95% CI | p | p (Holm) |"]
     out.append("|---|--:|---|--:|--:|")
-    for e in sorted((e for e in a.effects if e.kind in ("2fi", "test:main")), key=lambda e: -abs(e.effect)):
+    for e in sorted((e for e in a.effects if e.kind in ("2fi", "test:main")), key=by_size):
         term = " = ".join((e.term, *e.aliases))
         out.append(
             f"| {term} | {_f(e.effect, scale, EFFECT)} | [{_f(e.low, scale, EFFECT)}, {_f(e.high, scale, EFFECT)}] | "
@@ -162,6 +162,20 @@ def markdown(
     if incomplete:
         out += ["Runs planned and not finished:", ""] + [f"- {label}" for label in sorted(incomplete)] + [""]
     out += ["Figures: `effects.png` (every effect with its interval), `interactions.png` (the strongest pairs).", ""]
+    return "\n".join(out)
+
+
+def where(runs: list[Run], pre: list[Run]) -> str:
+    """Where the counted runs ran; a note when they ran on more than one kind of CPU or GPU."""
+    out = ["## Where the runs ran", "", *machines(runs + pre, arms=False), ""]
+    kinds = {tuple(r.record.provenance.get("cuda_devices") or [r.record.provenance.get("cpu")]) for r in runs + pre}
+    if len(kinds) > 1:
+        out += [
+            f"**The runs ran on {len(kinds)} kinds of processor.** The same run is bitwise reproducible only on the "
+            "same kind: on another it ends as if with another seed (results/cifar10_cpu_fast/rerun/README.md), so the "
+            "mix adds to the residual sd, within each replicate too.",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -204,7 +218,7 @@ def write_factorial(
     cost = cost_line(a, cpu_hours(runs + pre), len(runs) + len(pre), other, scale)
     partial = bool(incomplete or a.pending)
     unit = "(points)" if scale == 100.0 else ""
-    text = markdown(name, design, a, metric, scale, stopping_record(root), cost, incomplete, partial)
+    text = markdown(name, design, a, metric, scale, stopping_record(root), cost, incomplete, partial) + where(runs, pre)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.md", text)
     atomic_write_text(out / "effects.csv", csv_text(a))

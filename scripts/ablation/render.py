@@ -142,9 +142,9 @@ def wall_notes(rows: list[dict], runs: list[Run]) -> list[str]:
     return ["", *out] if out else []
 
 
-def machines(runs: list[Run]) -> list[str]:
+def machines(runs: list[Run], arms: bool = True) -> list[str]:
     """Where and with what the counted runs ran (their metrics.json provenance), one line per distinct
-    (CPU/GPU, threads, versions, git commit), with how many runs and which arms."""
+    (CPU/GPU, threads, versions, git commit), with how many runs (and which arms)."""
     groups: dict[str, list[Run]] = {}
     for r in runs:
         p = r.record.provenance
@@ -164,8 +164,8 @@ def machines(runs: list[Run]) -> list[str]:
         groups.setdefault(key, []).append(r)
     out = []
     for key, group in groups.items():
-        arms = ", ".join(dict.fromkeys(r.arm for r in group))
-        out.append(f"- {len(group)} run(s) ({arms}): {key}")
+        names = f" ({', '.join(dict.fromkeys(r.arm for r in group))})" if arms else ""
+        out.append(f"- {len(group)} run(s){names}: {key}")
     return out
 
 
