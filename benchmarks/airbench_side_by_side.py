@@ -136,6 +136,10 @@ def main() -> None:
 
     work, out = Path(args.work), Path(args.out)
     done = load_pairs(out / "pairs", started_with["git_commit"])
+    if not done:  # a report without pairs of its own (an older record): kept, never rewritten
+        from benchmarks.common import refuse_existing
+
+        refuse_existing(out, "side_by_side")
     work.mkdir(parents=True, exist_ok=True)
     write_airbench_data(Path(args.data_dir), args.accept_nonoriginal, work)
     gpu = torch.cuda.is_available()
@@ -221,7 +225,7 @@ def write_record(out: Path, args: argparse.Namespace, started_with: dict, gpu: b
         "pairs_planned": args.runs,
         "runs": runs,
     }
-    save(out, "side_by_side", payload, report(payload))
+    save(out, "side_by_side", payload, report(payload), replace=True)  # rewritten after each pair of this folder
 
 
 def report(p: dict[str, Any]) -> str:

@@ -218,6 +218,9 @@ def main() -> None:
     ap.add_argument("--work", default="runs/at_length")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
+    from benchmarks.common import refuse_existing
+
+    refuse_existing(args.out, "at_length")
 
     from benchmarks.common import save
     from trickbench.run.run_dir import provenance

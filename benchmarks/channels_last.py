@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from benchmarks.common import RESULTS, save_with_machine, table
+from benchmarks.common import RESULTS, refuse_existing, save_with_machine, table
 from trickbench.lightning_modules.nets import AirbenchNet
 
 # Read from the preset itself, so the benchmark measures the net and batch the preset trains.
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--out", default=str(RESULTS / "channels_last"))
     args = p.parse_args(argv)
+    refuse_existing(args.out, "channels_last")
     rows, raw = [], []
     for r in range(args.rounds):
         cl, plain = step_seconds(True, args.steps), step_seconds(False, args.steps)

@@ -29,8 +29,11 @@ COMMANDS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=str(OUT), help="a new folder (records are never overwritten)")
     args = ap.parse_args()
-    from benchmarks.common import provenance_lines, save
+    from benchmarks.common import provenance_lines, refuse_existing, save
+
+    refuse_existing(args.out, "cli_help")
     from trickbench.run.run_dir import provenance
 
     prov = provenance()
@@ -53,7 +56,7 @@ def main() -> None:
         f"- machine: {prov['cpu']}, {os.cpu_count()} CPUs; load average at the end {os.getloadavg()[0]:.2f} (other "
         "processes may share the machine: compare the ratio column)\n" + provenance_lines(prov)
     )
-    save(OUT, "cli_help", {"provenance": prov, "repeats": args.repeats, "seconds": times}, md)
+    save(args.out, "cli_help", {"provenance": prov, "repeats": args.repeats, "seconds": times}, md)
 
 
 if __name__ == "__main__":

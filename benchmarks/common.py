@@ -80,8 +80,26 @@ def provenance_lines(prov: dict[str, Any]) -> str:
     )
 
 
-def save(out: str | Path, name: str, payload: dict[str, Any], markdown: str) -> None:
-    """Write `<out>/<name>.json` and `<out>/<name>.md` (a report the caller wrote in full), then print it."""
+class RecordExists(SystemExit):
+    """A benchmark record is already where this run would write: records are never overwritten."""
+
+
+def refuse_existing(out: str | Path, *names: str) -> None:
+    """Stop, before anything is measured, when `<out>/<name>.json` or `.md` exists: a committed record is kept
+    and a new measurement goes to a new folder."""
+    there = [p for n in names for p in (Path(out) / f"{n}.json", Path(out) / f"{n}.md") if p.exists()]
+    if there:
+        raise RecordExists(
+            f"error: {there[0]} exists; records are never overwritten. Give --out a new folder, e.g. "
+            f"{Path(out) / 'at_COMMIT'} (the commit you measure)"
+        )
+
+
+def save(out: str | Path, name: str, payload: dict[str, Any], markdown: str, replace: bool = False) -> None:
+    """Write `<out>/<name>.json` and `<out>/<name>.md` (a report the caller wrote in full), then print it.
+    An existing record stops it (`refuse_existing`) unless `replace` (a resumable benchmark's own report)."""
+    if not replace:
+        refuse_existing(out, name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / f"{name}.json", payload)
@@ -91,7 +109,9 @@ def save(out: str | Path, name: str, payload: dict[str, Any], markdown: str) -> 
 
 def save_with_machine(out: str | Path, name: str, payload: dict[str, Any], title: str, body_md: str) -> Path:
     """`save` for the short benchmarks: adds the machine and the command to the payload and a footer with them
-    to the report (`# title`, `body_md`, machine, versions, date, command); returns the JSON path."""
+    to the report (`# title`, `body_md`, machine, versions, date, command); returns the JSON path. An existing
+    record stops it (`refuse_existing`)."""
+    refuse_existing(out, name)
     payload = {"machine": machine(), "command": command(), **payload}
     m = payload["machine"]
     where = f"{m['cpu']} ({m['cpu_count']} cores), torch threads {m['torch_threads']}, load avg {m['loadavg_1_5_15']}"

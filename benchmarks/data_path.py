@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as T
 from torchvision.datasets import CIFAR10
 
-from benchmarks.common import RESULTS, median, save_with_machine, table
+from benchmarks.common import RESULTS, median, refuse_existing, save_with_machine, table
 from trickbench.datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD, CIFAR10DataModule
 
 NAME = "data_path"  # results go to results/bench/<NAME>/
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
+    refuse_existing(args.out, NAME)
     torch.manual_seed(0)
     sides = {"tensorloader": lambda: tensor_side(args.data_dir, args.batch_size, args.images)}
     for w in args.workers:

@@ -118,6 +118,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--extra", default="", help="extra arguments for both fits (smoke tests)")
     args = ap.parse_args()
+    from benchmarks.common import refuse_existing
+
+    refuse_existing(args.out, "ema_variants")
 
     from benchmarks.common import save
     from trickbench.run.run_dir import provenance

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.at_length import live_vs_final
-from benchmarks.common import RESULTS, command, machine, provenance_lines, save
+from benchmarks.common import RESULTS, command, machine, provenance_lines, refuse_existing, save
 
 NAME = "final_vs_live"
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data_dir", default=None, help="replaces the runs' data_dir (data moved since)")
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
+    refuse_existing(args.out, NAME)
     from trickbench.run.run_dir import provenance
 
     prov = provenance()

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 
-from benchmarks.common import save_with_machine, table
+from benchmarks.common import refuse_existing, save_with_machine, table
 from trickbench.datamodules.augment import to_float
 from trickbench.datamodules.base import TensorDataModule
 from trickbench.datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES), help="ResNet-18 precision modes")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes on CPU: checks the plumbing only")
     args = ap.parse_args(argv)
+    refuse_existing(args.out, "gpu")
     if args.tiny:
         args.batch_size, args.warmup, args.steps = 4, 1, 2
     t_start = time.perf_counter()

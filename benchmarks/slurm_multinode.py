@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import yaml
 
-from benchmarks.common import save_with_machine
+from benchmarks.common import refuse_existing, save_with_machine
 from trickbench.lightning_cli import main as train_main
 from trickbench.run import record as run_record
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "results" / "slurm_multinode"))
     args = p.parse_args(argv)
+    refuse_existing(args.out, "slurm_multinode")
     with tempfile.TemporaryDirectory(prefix="tb-multinode-") as tmp:
         work = Path(tmp)
         cluster = slurm_cluster.start_two_nodes(work / "cluster")

@@ -30,7 +30,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.common import RESULTS, median, save_with_machine, table
+from benchmarks.common import RESULTS, median, refuse_existing, save_with_machine, table
 from benchmarks.step_overhead_sides import NETS, RandomImages, time_bare, time_defaults, time_plain
 
 NAME = "step_overhead"  # results go to results/bench/<NAME>/
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", choices=list(NETS), default=None, help="print a cProfile of one defaults run")
     ap.add_argument("--out", default=str(RESULTS / NAME))
     args = ap.parse_args(argv)
+    refuse_existing(args.out, f"profile_{args.profile}" if args.profile else NAME)
     sizes = {k: v for k, v in (("steps", args.steps), ("warmup", args.warmup), ("n", args.n)) if v is not None}
     for key in NETS:
         NETS[key] = replace(NETS[key], **sizes)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, median, save_with_machine, table
+from benchmarks.common import RESULTS, median, refuse_existing, save_with_machine, table
 from trickbench.run import record as run_record
 
 NAME = "time_to_acc"  # results go to results/bench/<NAME>/
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(RESULTS / NAME))
     ap.add_argument("--tiny", action="store_true", help="a few batches per run: checks the plumbing only")
     args = ap.parse_args(argv)
+    refuse_existing(args.out, *(f"time_to_acc_{t}" for t in args.tasks))
     results = {}
     for task in args.tasks:  # one result file per task, so a long CNN run never loses the MLP numbers
         r = results[task] = bench_task(task, args.repeats, args.data_dir, args.tiny, args.val_size)

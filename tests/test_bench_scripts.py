@@ -171,6 +171,35 @@ def test_side_by_side_pairs_of_another_commit_are_refused(tmp_path):
     assert spread([1.0, 2.0, 3.0]) == "2 (sd 1, range 1-3)" and spread([0.5]) == "0.5 (one pair)"
 
 
+def test_a_benchmark_never_overwrites_a_record_and_stops_before_measuring(tmp_path, monkeypatch):
+    """Each benchmark refuses an --out that already holds its record before it measures anything (the default
+    --out is the committed folder); `save` refuses too, unless a resumable benchmark rewrites its own report."""
+    import sys
+
+    from benchmarks import airbench_side_by_side, channels_last
+    from benchmarks.common import RecordExists, save
+
+    (tmp_path / "channels_last.md").write_text("a committed record")
+    with pytest.raises(RecordExists, match="channels_last.md exists; records are never overwritten.*at_COMMIT"):
+        channels_last.main(["--out", str(tmp_path)])
+    assert (tmp_path / "channels_last.md").read_text() == "a committed record"
+    assert not (tmp_path / "channels_last.json").exists()
+    (tmp_path / "time_to_acc_cnn.json").write_text("{}")
+    with pytest.raises(RecordExists, match="time_to_acc_cnn.json exists"):  # mlp's record would be new: not run
+        bench_time_to_acc.main(["--out", str(tmp_path), "--tasks", "mlp", "cnn", "--data_dir", str(tmp_path)])
+    assert not (tmp_path / "time_to_acc_mlp.json").exists()
+    with pytest.raises(RecordExists):
+        save(tmp_path, "channels_last", {"new": 1}, "new")
+    save(tmp_path, "channels_last", {"new": 1}, "new", replace=True)
+    assert json.loads((tmp_path / "channels_last.json").read_text()) == {"new": 1}
+    # the side by side: a folder holding a report but none of its pairs is an older record
+    (tmp_path / "side_by_side.json").write_text("{}")
+    monkeypatch.setattr(sys, "argv", ["x", "--data_dir", str(tmp_path), "--out", str(tmp_path), "--allow_dirty"])
+    with pytest.raises(RecordExists, match="side_by_side.json exists"):
+        airbench_side_by_side.main()
+    assert (tmp_path / "side_by_side.json").read_text() == "{}"
+
+
 @pytest.mark.slow
 def test_side_by_side_resumes_keeping_finished_pairs(fake_cifar, tmp_path):
     """Tiny airbench + trickbench pairs: a second call with more --runs keeps the finished pair's record as it was
