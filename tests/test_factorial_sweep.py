@@ -147,3 +147,14 @@ def test_gpu_preset_is_the_cpu_design_with_more_replicates() -> None:
     plan = load_plan("configs/ablations/cifar10_gpu_factorial.yaml", "runs")
     trained = [j for j in plan.jobs if not j.prerequisite and not j.evaluates]
     assert len(trained) == 32 * len(gpu["seeds"]) and plan.design["resolution"] == 4
+
+
+def test_a_field_that_is_not_a_list_of_files_is_named_in_one_error(tmp_path: Path, capsys) -> None:
+    spec = yaml.safe_load(open(factorial_file(tmp_path)))
+    spec["factors"]["warm"] = {"fragments": "warm.yaml"}  # a string, not a list
+    assert ablate.main([write(tmp_path / "bad.yaml", spec), "--dry-run"]) == 2
+    assert "factor 'warm' fragments must be a list of config files, got 'warm.yaml'" in capsys.readouterr().err
+    spec = yaml.safe_load(open(factorial_file(tmp_path)))
+    spec["base"] = "base.yaml"
+    assert ablate.main([write(tmp_path / "bad2.yaml", spec), "--dry-run"]) == 2
+    assert "base must be a list of strings, got 'base.yaml'" in capsys.readouterr().err

@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 from trickbench.scripts.ablation.design import Design, DesignError, Factor, build
+from trickbench.scripts.ablation.fields import string_list
 
 ROMAN = {0: "full factorial", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # factor, level and test-factor names: no ':', '*', '+' or '['
@@ -40,11 +41,7 @@ class FactorialError(ValueError):
 
 
 def _fragments(where: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise FactorialError(f"{where} must be a list of config files, got {value!r}")
-    return tuple(value)
+    return tuple(string_list(where, value, FactorialError, "config files"))
 
 
 def _check_name(what: str, name: str) -> None:

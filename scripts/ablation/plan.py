@@ -38,6 +38,7 @@ import yaml
 
 from trickbench.scripts.ablation import factorial
 from trickbench.scripts.ablation.data_seed import DataSeedError, check_data_seed
+from trickbench.scripts.ablation.fields import string_list
 
 TOP_KEYS = {"name", "base", "overrides", "seeds", "seed_keys", "prerequisites", "arms", "slurm"}
 ARM_KEYS = {"fragments", "overrides", "teacher", "evaluate"}
@@ -108,11 +109,7 @@ def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
 
 
 def _str_list(where: str, value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise AblationError(f"{where} must be a list of strings, got {value!r}")
-    return list(value)
+    return string_list(where, value, AblationError)
 
 
 def _arm_spec(arm: str, spec: Any) -> dict[str, Any]:
