@@ -184,7 +184,12 @@ def main() -> None:
         sides = [("airbench", ab_cmd, work), ("trickbench", tb_cmd, REPO)]
         if k % 2:
             sides.reverse()
-        result: dict[str, Any] = {"run": k, "git_commit": started_with["git_commit"], "order": [s[0] for s in sides]}
+        result: dict[str, Any] = {
+            "run": k,
+            "git_commit": started_with["git_commit"],
+            "order": [s[0] for s in sides],
+            "machine": pair_machine(),  # each pair's own: a resumed folder may hold pairs of several machines
+        }
         procs: dict[int, tuple[str, subprocess.Popen, float]] = {}
         for name, cmd, cwd in sides:
             proc = run_child(cmd, cwd, env, work / f"{name}_run{k}.log")
@@ -193,6 +198,7 @@ def main() -> None:
                 result.update(reap(procs))
                 procs = {}
         result.update(reap(procs))
+        result["machine"]["loadavg_end"] = list(os.getloadavg())
         for name, cmd, _ in sides:
             result[name]["command"] = shlex.join(cmd)
             if result[name]["exit"] != 0:
@@ -228,6 +234,31 @@ def write_record(out: Path, args: argparse.Namespace, started_with: dict, gpu: b
     save(out, "side_by_side", payload, report(payload), replace=True)  # rewritten after each pair of this folder
 
 
+def pair_machine() -> dict[str, Any]:
+    """Where a pair ran: CPU model, host, cores and the load average when it started."""
+    from trickbench.run.run_dir import cpu_model
+
+    return {
+        "cpu": cpu_model(),
+        "host": os.uname().nodename,
+        "cores": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+def machines_of(runs: list[dict[str, Any]]) -> str:
+    """The machines of the pairs: `run k: CPU (n cores), load a -> b`, or how an older pair recorded none."""
+    lines = []
+    for r in runs:
+        m = r.get("machine")
+        if m is None:
+            lines.append(f"- run {r['run']}: machine not recorded per pair (the folder's machine line below)")
+            continue
+        load = f"load {m['loadavg_start'][0]:.2f} at start, {m.get('loadavg_end', [float('nan')])[0]:.2f} at end"
+        lines.append(f"- run {r['run']}: {m['cpu']} ({m['cores']} cores), host {m['host']}; {load}")
+    return "\n".join(lines)
+
+
 def report(p: dict[str, Any]) -> str:
     from benchmarks.common import provenance_lines  # not at import: the airbench child imports this module
 
@@ -261,10 +292,12 @@ def report(p: dict[str, Any]) -> str:
         + "\n\n"
         + ratios
         + "\n\n"
+        + machines_of(p["runs"])
+        + "\n\n"
         f"- device: {p['device']}; {p['threads_per_side']} torch thread(s) per side; "
         f"{'both sides at once' if p['concurrent'] else 'one side at a time'}\n"
         f"- CPU s / wall s: the whole child process (start-up, data, training, test with TTA)\n"
-        f"- machine: {prov['cpu']} ({os.cpu_count()} cores), host {prov['host']}\n"
+        f"- machine of the last call: {prov['cpu']} ({os.cpu_count()} cores), host {prov['host']}\n"
         + provenance_lines(prov)
         + f"- command: `{p['command']}`\n- per side: the `command` fields in side_by_side.json\n"
     )

@@ -225,7 +225,11 @@ def test_side_by_side_resumes_keeping_finished_pairs(fake_cifar, tmp_path):
     record = json.loads((tmp_path / "out" / "side_by_side.json").read_text())
     assert [r["run"] for r in record["runs"]] == [0, 1] and record["pairs_planned"] == 2
     assert all(r["ratio_cpu"] > 0 for r in record["runs"])
-    assert "Over 2 pair(s): CPU seconds trickbench / airbench" in (tmp_path / "out" / "side_by_side.md").read_text()
+    md = (tmp_path / "out" / "side_by_side.md").read_text()
+    assert "Over 2 pair(s): CPU seconds trickbench / airbench" in md
+    for r in record["runs"]:  # each pair names its own machine: a resumed folder may hold pairs of several
+        assert r["machine"]["cpu"] and r["machine"]["cores"] >= 1 and len(r["machine"]["loadavg_end"]) == 3
+        assert f"- run {r['run']}: {r['machine']['cpu']} (" in md
 
 
 def test_same_weights_tells_identical_from_changed_checkpoints(tmp_path):
