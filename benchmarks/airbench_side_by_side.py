@@ -236,10 +236,13 @@ def write_record(out: Path, args: argparse.Namespace, started_with: dict, gpu: b
 
 def pair_machine() -> dict[str, Any]:
     """Where a pair ran: CPU model, host, cores and the load average when it started."""
+    import torch
+
     from trickbench.run.run_dir import cpu_model
 
     return {
         "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2, AVX512, ...: same name, other kernels
         "host": os.uname().nodename,
         "cores": os.cpu_count(),
         "loadavg_start": list(os.getloadavg()),
@@ -255,7 +258,8 @@ def machines_of(runs: list[dict[str, Any]]) -> str:
             lines.append(f"- run {r['run']}: machine not recorded per pair (the folder's machine line below)")
             continue
         load = f"load {m['loadavg_start'][0]:.2f} at start, {m.get('loadavg_end', [float('nan')])[0]:.2f} at end"
-        lines.append(f"- run {r['run']}: {m['cpu']} ({m['cores']} cores), host {m['host']}; {load}")
+        cap = f", {m['cpu_capability']}" if m.get("cpu_capability") else ""
+        lines.append(f"- run {r['run']}: {m['cpu']}{cap} ({m['cores']} cores), host {m['host']}; {load}")
     return "\n".join(lines)
 
 

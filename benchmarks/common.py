@@ -31,6 +31,7 @@ def machine() -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2, AVX512, ...: same name, other kernels
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
@@ -114,7 +115,8 @@ def save_with_machine(out: str | Path, name: str, payload: dict[str, Any], title
     refuse_existing(out, name)
     payload = {"machine": machine(), "command": command(), **payload}
     m = payload["machine"]
-    where = f"{m['cpu']} ({m['cpu_count']} cores), torch threads {m['torch_threads']}, load avg {m['loadavg_1_5_15']}"
+    where = f"{m['cpu']}, {m['cpu_capability']} ({m['cpu_count']} cores), torch threads {m['torch_threads']}"
+    where += f", load avg {m['loadavg_1_5_15']}"
     if "gpu" in m:
         where = f"{m['gpu']}; " + where
     md = f"# {title}\n\n{body_md}\n\n- machine: {where}\n"

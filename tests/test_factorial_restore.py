@@ -126,3 +126,10 @@ def test_the_report_says_where_the_runs_ran_and_flags_two_kinds_of_processor(tmp
     text = (tmp_path / "mixed" / "report.md").read_text()
     assert "**The runs ran on 2 kinds of processor.**" in text
     assert "AMD EPYC, 1 torch thread(s)" in text and "Intel Xeon, 1 torch thread(s)" in text
+    for i, record in enumerate(sorted(raw.rglob("metrics.json"))):  # one CPU name, two kinds of kernels
+        data = json.loads(record.read_text())
+        data["provenance"] = {"cpu": "AMD EPYC", "cpu_capability": "AVX512" if i % 2 else "AVX2", "torch_threads": 1}
+        record.write_text(json.dumps(data))
+    assert report.main([str(raw), "--out", str(tmp_path / "isa")]) == 0
+    text = (tmp_path / "isa" / "report.md").read_text()
+    assert "**The runs ran on 2 kinds of processor.**" in text and "AMD EPYC (AVX2), 1 torch thread(s)" in text

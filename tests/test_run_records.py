@@ -355,6 +355,7 @@ def test_wandb_offline_run_holds_the_whole_config_and_provenance(tmp_path, monke
     prov = cfg["provenance"]
     assert prov["data_fingerprint"] == "synthetic-sine-d8-seed0" and prov["versions"]["torch"] == torch.__version__
     assert set(prov) >= {"git_commit", "git_dirty", "host", "cpu"}
+    assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # AVX2/AVX512: the kernels' kind
     record = json.loads((run / "metrics.json").read_text())
     assert record["provenance"]["git_commit"] == prov["git_commit"] and record["provenance"]["host"] == prov["host"]
 

@@ -18,7 +18,7 @@ from trickbench.scripts.ablation.design import Design
 from trickbench.scripts.ablation.effects import Analysis, analyse, by_size, level_differences
 from trickbench.scripts.ablation.factorial import ROMAN, design_from_record
 from trickbench.scripts.ablation.factorial_plots import effects_png, interactions_png
-from trickbench.scripts.ablation.render import _f, machines  # the one-at-a-time report's number format, hosts
+from trickbench.scripts.ablation.render import _f, cpu_kind, machines  # the one-at-a-time report's number format, hosts
 
 EFFECT, WIDTH, SD = "+.2f", ".2f", ".3f"  # format specs: effects and bounds, half-widths, one run's sd
 
@@ -168,7 +168,7 @@ def markdown(
 def where(runs: list[Run], pre: list[Run]) -> str:
     """Where the counted runs ran; a note when they ran on more than one kind of CPU or GPU."""
     out = ["## Where the runs ran", "", *machines(runs + pre, arms=False), ""]
-    kinds = {tuple(r.record.provenance.get("cuda_devices") or [r.record.provenance.get("cpu")]) for r in runs + pre}
+    kinds = {tuple(r.record.provenance.get("cuda_devices") or [cpu_kind(r.record.provenance)]) for r in runs + pre}
     if len(kinds) > 1:
         out += [
             f"**The runs ran on {len(kinds)} kinds of processor.** The same run is bitwise reproducible only on the "

@@ -142,6 +142,12 @@ def wall_notes(rows: list[dict], runs: list[Run]) -> list[str]:
     return ["", *out] if out else []
 
 
+def cpu_kind(provenance: dict) -> str:
+    """The CPU's name with the kernels torch used on it (recorded since `cpu_capability` existed)."""
+    cap = provenance.get("cpu_capability")
+    return f"{provenance.get('cpu', '?')}{f' ({cap})' if cap else ''}"
+
+
 def machines(runs: list[Run], arms: bool = True) -> list[str]:
     """Where and with what the counted runs ran (their metrics.json provenance), one line per distinct
     (CPU/GPU, threads, versions, git commit), with how many runs (and which arms)."""
@@ -154,7 +160,7 @@ def machines(runs: list[Run], arms: bool = True) -> list[str]:
             v = p.get("versions") or {}
             device = (
                 ", ".join(p.get("cuda_devices") or [])
-                or f"{p.get('cpu', '?')}, {p.get('torch_threads', '?')} torch thread(s)"
+                or f"{cpu_kind(p)}, {p.get('torch_threads', '?')} torch thread(s)"
             )
             commit = f"{str(p.get('git_commit', '?'))[:10]}{' (dirty)' if p.get('git_dirty') else ''}"
             key = (

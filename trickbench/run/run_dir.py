@@ -168,6 +168,9 @@ def provenance() -> dict[str, Any]:
         "versions": {"python": platform.python_version(), **versions},
         "host": socket.gethostname(),
         "cpu": cpu_model(),
+        # The kernels torch picks (AVX2, AVX512, ...): two CPUs of one name can differ here, and runs are bitwise
+        # reproducible only on the same kind.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available()
