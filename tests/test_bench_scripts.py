@@ -229,7 +229,7 @@ def test_side_by_side_resumes_keeping_finished_pairs(fake_cifar, tmp_path):
     assert "Over 2 pair(s): CPU seconds trickbench / airbench" in md
     for r in record["runs"]:  # each pair names its own machine: a resumed folder may hold pairs of several
         assert r["machine"]["cpu"] and r["machine"]["cores"] >= 1 and len(r["machine"]["loadavg_end"]) == 3
-        assert f"- run {r['run']}: {r['machine']['cpu']} (" in md
+        assert f"- run {r['run']}: {r['machine']['cpu']}, {r['machine']['cpu_capability']} (" in md
 
 
 def test_same_weights_tells_identical_from_changed_checkpoints(tmp_path):
