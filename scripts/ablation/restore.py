@@ -12,14 +12,13 @@ evaluations (they need its final weights, which raw/ does not keep: without them
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from trickbench.run import record as run_record
 from trickbench.scripts.ablation.collect import TEACHER_FILES, copy_file
 from trickbench.scripts.ablation.plan import AblationError, Job, Plan
-from trickbench.scripts.ablation.state import DEFINITION, definition, same_definition
+from trickbench.scripts.ablation.state import DEFINITION, definition, read_definition, same_definition
 
 LOG = ("metrics.csv", "csv/metrics.csv")  # (name in raw/, path in a run folder)
 
@@ -32,7 +31,7 @@ def restore(plan: Plan, raw: Path) -> list[str]:
     stale = [
         f"{label} (raw hash {_stored_hash(raw / label)}, the plan's {definition(plan, job)['hash']})"
         for label, job in found.items()
-        if not same_definition(_stored(raw / label), plan, job)
+        if not same_definition(read_definition(raw / label), plan, job)
     ]
     if stale:
         raise AblationError(
@@ -53,15 +52,8 @@ def restore(plan: Plan, raw: Path) -> list[str]:
     return lines
 
 
-def _stored(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / DEFINITION).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _stored_hash(folder: Path) -> str:
-    return str((_stored(folder) or {}).get("hash"))
+    return str((read_definition(folder) or {}).get("hash"))
 
 
 def _not_restored(plan: Plan, job: Job, raw: Path, found: dict[str, Job], taught: set[str]) -> str | None:

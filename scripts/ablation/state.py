@@ -60,8 +60,13 @@ def same_definition(stored: dict[str, Any] | None, plan: Plan, job: Job) -> bool
 
 
 def stored_definition(job: Job) -> dict[str, Any] | None:
+    return read_definition(job.run_dir)
+
+
+def read_definition(folder: Path) -> dict[str, Any] | None:
+    """The definition.json in a run folder (or a report's raw/ copy of one); None when absent or unreadable."""
     try:
-        return json.loads((job.run_dir / DEFINITION).read_text())
+        return json.loads((folder / DEFINITION).read_text())
     except (OSError, ValueError):
         return None
 
