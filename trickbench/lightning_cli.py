@@ -44,6 +44,7 @@ from trickbench.run.policy import (
 from trickbench.run.progress import SizedForGPUNote
 from trickbench.run.record import RunRecordError
 from trickbench.run.recorder import RunRecord
+from trickbench.run.requeue import AgreedRequeue
 from trickbench.run.run_dir import (
     RunDirError,
     RunLock,
@@ -184,7 +185,8 @@ class TrickbenchCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The configured Trainer (config.yaml lists its callbacks and plugins, `resolve_trainer_defaults`), plus
         what derives from --run_dir: default_root_dir, a ModelCheckpoint's missing dirpath, the loggers of
-        `trainer.logger: null` and the run record; and `SignalGate` (lets through a SLURM warning held since
+        `trainer.logger: null` and the run record; `AgreedRequeue` (SLURM's time-limit warning acted on by all
+        ranks at one batch, `trickbench.run.requeue`) and `SignalGate` (lets through a SLURM warning held since
         process start, `trickbench.signals`)."""
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer_cfg = init.get("trainer") or {}
@@ -219,6 +221,7 @@ class TrickbenchCLI(LightningCLI):
                 c.dirpath = str(run_dir / "checkpoints")
         kwargs["callbacks"] = callbacks + [
             RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()),
+            AgreedRequeue(),  # before SignalGate: a warning held since start-up finds this handler
             SignalGate(),
         ]
         trainer = plain_summary(super().instantiate_trainer(**kwargs))

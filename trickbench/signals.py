@@ -1,9 +1,9 @@
 """SLURM's time-limit warning (SIGUSR1, `--signal=USR1@S`) held back until Lightning can act on it.
 
-sbatch(1): "the signal may be sent up to 60 seconds earlier than specified". Lightning installs its SLURM
-handler (checkpoint, then `scontrol requeue`) only just before the training loop starts, seconds to minutes
-after the process started; SIGUSR1's default action ends the process, so a warning that came while the run
-was importing torch, reading data or restoring a checkpoint killed it with no record and no requeue.
+sbatch(1): "the signal may be sent up to 60 seconds earlier than specified". The requeue handler
+(`trickbench.run.AgreedRequeue`: checkpoint, then `scontrol requeue`) exists only once the Trainer sets up,
+seconds to minutes after the process started; SIGUSR1's default action ends the process, so a warning that came
+while the run was importing torch, reading data or restoring a checkpoint killed it with no record and no requeue.
 
 The entry points (`trickbench.cli.main`, `trickbench.scripts.ablation.batch`) call `hold()` first: a blocked signal
 stays

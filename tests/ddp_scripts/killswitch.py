@@ -96,3 +96,15 @@ class SlowSteps(Callback):
         import time
 
         time.sleep(self.seconds)
+
+
+class WarnRankAtStep(Callback):
+    """Send SLURM's time-limit warning (SIGUSR1) to this process only, on rank `rank`, before the batch of
+    `global_step == step`: one rank warned while the others are already in the step's collectives."""
+
+    def __init__(self, step: int, rank: int) -> None:
+        self.step, self.rank = step, rank
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGUSR1)
