@@ -175,7 +175,8 @@ def long_run(tmp_path: Path, name: str, slurm: dict, epochs: int) -> str:
 
 def test_scancel_then_resubmit_resumes_and_time_limit_requeues(cluster, tmp_path):
     """8. A task with a 1-minute limit on a run that needs 2 checkpoints at USR1, requeues itself
-    (`trickbench.run.requeue`) and resumes until done; a scancel'd run is `interrupted` and a resubmit resumes it."""
+    (`trickbench.run.agreed_signals`) and resumes until done; a scancel'd run is `interrupted` and a resubmit
+    resumes it."""
     runs = tmp_path / "runs"
     limited = long_run(tmp_path, "limited", {"time": "00:01:00", "signal_seconds": 20}, epochs=60)
     cancel = long_run(tmp_path, "cancel", {"time": "00:10:00"}, epochs=12)

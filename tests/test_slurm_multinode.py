@@ -92,8 +92,9 @@ def test_a_ddp_fit_across_two_nodes_equals_one_process_with_one_wandb_run(cluste
 
 def test_a_two_node_job_at_its_time_limit_requeues_resumes_and_ends_with_the_same_result(cluster, tmp_path):
     """18 epochs of 40 steps at 0.1 s a step (72 s of training) under a 1-minute limit with USR1 20 s before it:
-    Lightning checkpoints and requeues, and the requeued job resumes from last.ckpt on both nodes. Its weights and
-    test metrics equal, bit for bit, those of the same two-node job run without a limit (and without the sleeps)."""
+    every rank checkpoints after the same batch and the job is requeued; the requeued job resumes from last.ckpt on
+    both nodes. Its weights and test metrics equal, bit for bit, those of the same two-node job run without a limit
+    (and without the sleeps)."""
     overrides = ["--trainer.max_epochs=18", "--data.init_args.batch_size=16", "--trainer.logger=false"]
     slow = ["--trainer.callbacks+=killswitch.SlowSteps", "--trainer.callbacks.seconds=0.1"]
     ref = write_ablation(tmp_path, "uninterrupted", overrides, {})
@@ -106,11 +107,11 @@ def test_a_two_node_job_at_its_time_limit_requeues_resumes_and_ends_with_the_sam
     run, ref_run = (tmp_path / "runs" / name / "baseline" / "seed0" for name in ("requeue", "uninterrupted"))
     record, want = (json.loads((r / "metrics.json").read_text()) for r in (run, ref_run))
     exits = [s["exit"] for s in record["segments"]]
-    # Each requeue ends a segment with SIGTERM: recorded as interrupted, or, when a rank was killed before rank 0 wrote
-    # its record (SLURM's KillWait ran out while the ranks were saving; seen once in 6 requeues on a loaded machine),
-    # closed as lost by the next segment, which resumes from the last checkpoint all the same.
-    assert len(exits) >= 2 and exits[-1] == "completed" and "interrupted: SIGTERM" in exits, exits
-    assert all(e == "interrupted: SIGTERM" or e.startswith("lost:") for e in exits[:-1]), exits
+    # Each requeue ends a segment with SIGTERM, recorded as interrupted. None is lost: when Lightning broadcast its
+    # SIGTERM flag inside the signal handler, the ranks could hang there until SLURM's KillWait (5 s) ran out and
+    # killed them unrecorded (3 of 9 segments in one run); trickbench.run.agreed_signals stops them after one batch.
+    assert len(exits) >= 2 and exits[-1] == "completed", exits
+    assert all(e == "interrupted: SIGTERM" for e in exits[:-1]), exits
     assert record["global_step"] == want["global_step"] == 18 * 40 and record["test"] == want["test"]
     got, ref_w = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in (run, ref_run))
     assert all(torch.equal(got[k], ref_w[k]) for k in ref_w)

@@ -33,6 +33,7 @@ from trickbench.cli_errors import DEBUG_ENV, TrickbenchParser, construction_erro
 from trickbench.config_files import resolve_args
 from trickbench.datamodules.integrity import DatasetError
 from trickbench.run import record as run_record
+from trickbench.run.agreed_signals import AgreedSignals
 from trickbench.run.csv_log import ResumableCSVLogger
 from trickbench.run.policy import (
     RunDirConfig,
@@ -44,7 +45,6 @@ from trickbench.run.policy import (
 from trickbench.run.progress import SizedForGPUNote
 from trickbench.run.record import RunRecordError
 from trickbench.run.recorder import RunRecord
-from trickbench.run.requeue import AgreedRequeue
 from trickbench.run.run_dir import (
     RunDirError,
     RunLock,
@@ -185,9 +185,9 @@ class TrickbenchCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The configured Trainer (config.yaml lists its callbacks and plugins, `resolve_trainer_defaults`), plus
         what derives from --run_dir: default_root_dir, a ModelCheckpoint's missing dirpath, the loggers of
-        `trainer.logger: null` and the run record; `AgreedRequeue` (SLURM's time-limit warning acted on by all
-        ranks at one batch, `trickbench.run.requeue`) and `SignalGate` (lets through a SLURM warning held since
-        process start, `trickbench.signals`)."""
+        `trainer.logger: null` and the run record; `AgreedSignals` (SLURM's time-limit warning and SIGTERM acted
+        on by all ranks after one batch, `trickbench.run.agreed_signals`) and `SignalGate` (lets through a SLURM
+        warning held since process start, `trickbench.signals`)."""
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer_cfg = init.get("trainer") or {}
         run_dir = Path(self._cfg().run_dir)
@@ -221,7 +221,7 @@ class TrickbenchCLI(LightningCLI):
                 c.dirpath = str(run_dir / "checkpoints")
         kwargs["callbacks"] = callbacks + [
             RunRecord(str(run_dir), started_at=self.started_at, provenance=provenance()),
-            AgreedRequeue(),  # before SignalGate: a warning held since start-up finds this handler
+            AgreedSignals(),  # before SignalGate: a warning held since start-up finds this handler
             SignalGate(),
         ]
         trainer = plain_summary(super().instantiate_trainer(**kwargs))

@@ -1,7 +1,7 @@
 """SLURM's time-limit warning (SIGUSR1, `--signal=USR1@S`) held back until Lightning can act on it.
 
 sbatch(1): "the signal may be sent up to 60 seconds earlier than specified". The requeue handler
-(`trickbench.run.AgreedRequeue`: checkpoint, then `scontrol requeue`) exists only once the Trainer sets up,
+(`trickbench.run.AgreedSignals`: checkpoint, then `scontrol requeue`) exists only once the Trainer sets up,
 seconds to minutes after the process started; SIGUSR1's default action ends the process, so a warning that came
 while the run was importing torch, reading data or restoring a checkpoint killed it with no record and no requeue.
 

@@ -34,11 +34,11 @@ def wandb_mode() -> str:
 
 
 def drop_hpc_checkpoints(trainer: Any) -> None:
-    """Delete the `hpc_ckpt_<n>.ckpt` files written at each time-limit requeue (`trickbench.run.requeue`), once the fit
-    they resumed has completed. `last.ckpt` supersedes them (the SIGTERM that follows a requeue saves it, and the
-    harness resumes from it); left in place, Lightning would load the newest of them, not the final weights, for
-    every later `test` or `validate` of this Trainer under SLURM (a requeued run reported the test metrics of an
-    earlier requeue's weights)."""
+    """Delete the `hpc_ckpt_<n>.ckpt` files written at each time-limit requeue (`trickbench.run.agreed_signals`),
+    once the fit they resumed has completed. `last.ckpt` supersedes them (the SIGTERM that follows a requeue saves
+    it, and the harness resumes from it); left in place, Lightning would load the newest of them, not the final
+    weights, for every later `test` or `validate` of this Trainer under SLURM (a requeued run reported the test
+    metrics of an earlier requeue's weights)."""
     if trainer.is_global_zero:
         for path in Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"):
             path.unlink(missing_ok=True)

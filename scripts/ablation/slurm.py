@@ -8,7 +8,7 @@ starts one process per task of the allocation for multi-GPU DDP (Lightning reads
 Arrays: the prerequisites; the arms that need none (they start at once); the arms that distil from a
 prerequisite (`--dependency=afterany:` the prerequisites' array, so they always start and fail fast, with a
 record, when their teacher failed, instead of pending forever on `afterok`). Time limits: `--signal=USR1@S`
-makes the run checkpoint and `scontrol requeue` the task (`trickbench.run.requeue`); the requeued task resumes.
+makes the run checkpoint and `scontrol requeue` the task (`trickbench.run.agreed_signals`); the requeued task resumes.
 """
 
 from __future__ import annotations

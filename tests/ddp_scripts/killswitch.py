@@ -98,13 +98,14 @@ class SlowSteps(Callback):
         time.sleep(self.seconds)
 
 
-class WarnRankAtStep(Callback):
-    """Send SLURM's time-limit warning (SIGUSR1) to this process only, on rank `rank`, before the batch of
-    `global_step == step`: one rank warned while the others are already in the step's collectives."""
+class SignalRankAtStep(Callback):
+    """Send this process the signal `name` (USR1 is SLURM's time-limit warning; TERM is what `kill`, `scancel` and a
+    requeue send) on rank `rank` only, before the batch of `global_step == step`: one rank signalled while the
+    others are already in the step's collectives."""
 
-    def __init__(self, step: int, rank: int) -> None:
-        self.step, self.rank = step, rank
+    def __init__(self, step: int, rank: int, name: str) -> None:
+        self.step, self.rank, self.signum = step, rank, signal.Signals[f"SIG{name}"]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_rank == self.rank and trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), self.signum)

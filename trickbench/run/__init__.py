@@ -1,8 +1,8 @@
 """Run plumbing: everything a run needs that is not a trick. The run directory and its lock (`run_dir`), the
 run-dir policy of the training CLI (`policy`), the run record `metrics.json` (`record`: schema and status
 vocabulary; `recorder`: the callback that writes it), exact resume, the NaN/inf guard, atomic checkpoints, the
-SLURM signal gate and requeue, the plain progress line, the model summary, the learning-rate monitor and the
-resumable CSV log.
+SLURM signal gate, signals acted on by all ranks at once, the plain progress line, the model summary, the
+learning-rate monitor and the resumable CSV log.
 
 The callbacks and the checkpoint plugin are importable from here (`trickbench.run.ExactResume`, as
 configs/trainer/default.yaml names them); they load lazily, so `trickbench.run.record` stays free of Lightning.
@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "AgreedRequeue": "requeue",
+    "AgreedSignals": "agreed_signals",
     "AtomicCheckpointIO": "atomic_checkpoint",
     "LastCheckpoint": "atomic_checkpoint",
     "ExactResume": "exact_resume",
