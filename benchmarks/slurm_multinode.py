@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         f"2. Time limit 1 min, USR1 20 s before it, 72 s of training: {rq['requeues']} requeue(s), segments "
         f"{rq['segments']}, {rq['steps']} steps; weights bit-identical to the uninterrupted job: "
         f"{rq['weights_bit_identical_to_uninterrupted']}; test loss {rq['test_requeued']['loss']!r} vs "
-        f"{rq['test_uninterrupted']['loss']!r}; Lightning requeue checkpoints left: {rq['hpc_checkpoints_left']}."
+        f"{rq['test_uninterrupted']['loss']!r}; requeue checkpoints left: {rq['hpc_checkpoints_left']}."
     )
     print(save_with_machine(args.out, "slurm_multinode", payload, "Two-node DDP under SLURM", body))
     return 0
