@@ -3,7 +3,7 @@
 sbatch(1): "the signal may be sent up to 60 seconds earlier than specified". SIGUSR1's default action ends a
 process, so before trickbench held it back, a warning that came while `trickbench` was importing torch killed
 the run with no record and no requeue (seen in CI: tests/test_slurm.py's 1-minute 'limited' job ended without a
-metrics.json). No SLURM needed here: the SLURM variables make Lightning install its requeue handler, and a fake
+metrics.json). No SLURM needed here: the SLURM variables make the run install its requeue handler, and a fake
 `scontrol` on PATH records the requeue it asks for.
 """
 

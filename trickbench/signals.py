@@ -1,4 +1,4 @@
-"""SLURM's time-limit warning (SIGUSR1, `--signal=USR1@S`) held back until Lightning can act on it.
+"""SLURM's time-limit warning (SIGUSR1, `--signal=USR1@S`) held back until the run can act on it.
 
 sbatch(1): "the signal may be sent up to 60 seconds earlier than specified". The requeue handler
 (`trickbench.run.AgreedSignals`: checkpoint, then `scontrol requeue`) exists only once the Trainer sets up,

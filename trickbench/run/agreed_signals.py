@@ -94,7 +94,7 @@ class AgreedSignals(Callback):
         self.warned = True  # nothing more: this runs between any two bytecodes (module docstring)
 
     def _own_sigterm(self, trainer: Trainer) -> None:
-        """Swap Lightning's SIGTERM notifier (registered when the Trainer runs, after `setup`) for `_note_sigterm`,
+        """Swap Lightning's SIGTERM notifier (registered when the Trainer runs, after `setup`) for `note_sigterm`,
         keeping the other handlers of its chain. Lightning restores the handler it found when the run ends."""
         if not self.stops or threading.current_thread() is not threading.main_thread():
             return
