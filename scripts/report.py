@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None, prog: str = "trickbench report") -> int:
     rows = write_report(root, out, args.metric, args.baseline, args.power_delta if args.power else None, compare)
     print((out / "report.md").read_text())
     if not rows:  # a factorial report: its rows are effects
-        print(f"wrote {out}/report.md, effects.csv, effects.png, interactions.png and raw/")
+        files = [f for f in ("report.md", "effects.csv", "effects.png", "interactions.png") if (out / f).exists()]
+        print(f"wrote {out}/{', '.join(files)} and raw/")  # no figure before a replicate is complete
         return 0
     if args.power:
         print((out / "power.md").read_text())

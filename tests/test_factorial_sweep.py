@@ -158,3 +158,17 @@ def test_a_field_that_is_not_a_list_of_files_is_named_in_one_error(tmp_path: Pat
     spec["base"] = "base.yaml"
     assert ablate.main([write(tmp_path / "bad2.yaml", spec), "--dry-run"]) == 2
     assert "base must be a list of strings, got 'base.yaml'" in capsys.readouterr().err
+
+
+def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_figure(tmp_path: Path, capsys) -> None:
+    """The committed CIFAR factorial, partial (no replicate complete): no effects to plot, so no figure. A figure
+    left in the folder by an earlier report would not show these runs: it goes. The closing line used to name
+    effects.png and interactions.png all the same."""
+    raw = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "effects.png").write_bytes(b"an earlier report's figure")
+    assert report.main([str(raw), "--out", str(out)]) == 0
+    assert "PARTIAL" in (out / "report.md").read_text()
+    assert not (out / "effects.png").exists() and not (out / "interactions.png").exists()
+    assert f"wrote {out}/report.md, effects.csv and raw/" in capsys.readouterr().out

@@ -222,12 +222,15 @@ def write_factorial(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.md", text)
     atomic_write_text(out / "effects.csv", csv_text(a))
+    figures = {"effects.png": None, "interactions.png": None}
     if a.effects:
-        png = effects_png(name, a, scale, unit)
-        atomic_write(out / "effects.png", lambda fh: fh.write(png))
+        figures["effects.png"] = effects_png(name, a, scale, unit)
         trained, _ = responses(plan["design"], runs, metric)
-        inter = interactions_png(name, design, a, trained, scale)
-        if inter is not None:
-            atomic_write(out / "interactions.png", lambda fh: fh.write(inter))
+        figures["interactions.png"] = interactions_png(name, design, a, trained, scale)
+    for file, png in figures.items():
+        if png is None:  # a figure of an earlier report in this folder would not show these runs
+            (out / file).unlink(missing_ok=True)
+        else:
+            atomic_write(out / file, lambda fh, png=png: fh.write(png))
     copy_raw(root, out, plan, runs, pre)
     return []
