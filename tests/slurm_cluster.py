@@ -10,23 +10,28 @@ with a 2-second scheduler interval: SLURM holds a requeued job for cred_expire +
 seconds before it may start again (121 s by default), and its main and backfill schedulers run every 60 / 30 s by
 default: both would make the
 time-limit test take many minutes.
-Nothing outside DIR is written except what apt installs and munge's socket.
+Nothing outside DIR is written except what apt installs, munge's socket and a lock file in the temp folder: one
+test cluster at a time per machine (`hold_machine_lock`), as parallel test workers or two sessions would otherwise
+start two munged on one socket.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
+LOCK = Path(tempfile.gettempdir()) / "trickbench-test-slurm-cluster.lock"
 
 
 class ClusterUnavailable(RuntimeError):
@@ -45,6 +50,26 @@ def ensure_installed() -> None:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise ClusterUnavailable(f"apt-get install slurm-wlm failed: {out.stderr[-500:]}")
+
+
+def hold_machine_lock(timeout: float = 1800) -> int:
+    """An exclusive `flock` on LOCK, waited for up to `timeout` s: the clusters share munged's socket (and the two-node
+    one its network namespaces), so a second one waits for the first to stop. Returns the fd (`Cluster.stop` closes
+    it; the kernel releases it when the process dies)."""
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    t0 = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() - t0 >= timeout:
+                os.close(fd)
+                raise TimeoutError(
+                    f"another test SLURM cluster has held {LOCK} for {timeout:.0f} s; wait for its tests to end, "
+                    "or stop it (`python tests/slurm_cluster.py down DIR`)"
+                ) from None
+            time.sleep(0.5)
 
 
 def _memory_mb() -> int:
@@ -116,6 +141,7 @@ class Cluster:
     conf: Path
     nodes: tuple[str, ...] = ()  # the network-namespace nodes of `start_two_nodes` (empty: the one-node cluster)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    lock_fd: int | None = None  # `hold_machine_lock`, released by `stop`
 
     @property
     def env(self) -> dict[str, str]:
@@ -151,6 +177,9 @@ class Cluster:
         (self.root / "pids").unlink(missing_ok=True)
         if self.nodes:
             network_down()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
 
 def _wait_node_idle(cluster: Cluster, timeout: float = 60) -> None:
@@ -191,7 +220,7 @@ def start(root: str | Path) -> Cluster:
     conf = write_conf(root, os.cpu_count() or 1)
     sbin = Path("/usr/sbin")
     daemons = {name: [str(sbin / name), "-D", "-f", str(conf)] for name in ("slurmctld", "slurmd")}
-    return _launch(Cluster(root, conf), daemons)
+    return _launch(Cluster(root, conf, lock_fd=hold_machine_lock()), daemons)
 
 
 def _launch(cluster: Cluster, daemons: dict[str, list[str]]) -> Cluster:
@@ -278,13 +307,18 @@ def start_two_nodes(root: str | Path) -> Cluster:
     nodes are idle. `Cluster.stop` also removes the namespaces and the bridge."""
     ensure_installed()
     root = Path(root).resolve()
-    addrs = network_up()
+    lock_fd = hold_machine_lock()
+    try:
+        addrs = network_up()
+    except BaseException:
+        os.close(lock_fd)
+        raise
     conf = write_conf(root, max(1, (os.cpu_count() or 2) // len(addrs)), addrs, f"{SUBNET}.1")
     sbin = Path("/usr/sbin")
     daemons = {"slurmctld": [str(sbin / "slurmctld"), "-D", "-f", str(conf)]}
     for node in addrs:
         daemons[f"slurmd-{node}"] = in_node(node, [str(sbin / "slurmd"), "-D", "-N", node, "-f", str(conf)])
-    return _launch(Cluster(root, conf, nodes=tuple(addrs)), daemons)
+    return _launch(Cluster(root, conf, nodes=tuple(addrs), lock_fd=lock_fd), daemons)
 
 
 def started_or_skipped(start_fn: Any, root: Path) -> Cluster:

@@ -1,0 +1,24 @@
+"""The test SLURM clusters take turns (tests/slurm_cluster.py `hold_machine_lock`): parallel test workers, or two
+test sessions on one machine, would otherwise start two munged on one socket. No SLURM needed here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import slurm_cluster  # noqa: E402
+
+
+def test_a_second_cluster_waits_for_the_first_to_stop(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(slurm_cluster, "LOCK", tmp_path / "cluster.lock")
+    first = slurm_cluster.Cluster(tmp_path, tmp_path / "slurm.conf", lock_fd=slurm_cluster.hold_machine_lock())
+    with pytest.raises(TimeoutError, match="another test SLURM cluster has held .*cluster.lock for 0 s"):
+        slurm_cluster.hold_machine_lock(timeout=0.2)
+    first.stop()  # no daemons: stop only releases the lock
+    assert first.lock_fd is None
+    second = slurm_cluster.hold_machine_lock(timeout=0.2)
+    os.close(second)
