@@ -12,7 +12,32 @@ import torch
 os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)  # the suite shares 2 cores; 2-thread torch collapses under contention
 
+from xdist.scheduler import LoadFileScheduling  # noqa: E402
+
 from trickbench.datamodules.fake import make_fake_cifar, make_fake_mnist, write_idx  # noqa: E402, F401  (re-exported)
+
+# Test files that share one pytest-xdist worker, one after the other: the SLURM test clusters take turns through a lock
+# (tests/slurm_cluster.py), so on two workers one would sit idle waiting for the other.
+SAME_WORKER = {"tests/test_slurm.py": "slurm clusters", "tests/test_slurm_multinode.py": "slurm clusters"}
+
+if "_split_scope" not in vars(LoadFileScheduling):
+    raise RuntimeError(
+        "pytest-xdist's LoadFileScheduling no longer has `_split_scope`, which tests/conftest.py overrides to keep "
+        "SAME_WORKER's files on one worker: update FileUnitScheduling to the installed pytest-xdist"
+    )
+
+
+class FileUnitScheduling(LoadFileScheduling):
+    """`--dist=loadfile` where SAME_WORKER's files are one unit of work. Written here because xdist offers no public
+    way to join files: `loadgroup`'s marks rename node ids, which pytest 9 no longer lets a plugin do."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return SAME_WORKER.get(path, path)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    return FileUnitScheduling(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -22,3 +22,12 @@ def test_a_second_cluster_waits_for_the_first_to_stop(tmp_path: Path, monkeypatc
     assert first.lock_fd is None
     second = slurm_cluster.hold_machine_lock(timeout=0.2)
     os.close(second)
+
+
+def test_the_two_slurm_files_are_one_unit_of_parallel_work() -> None:
+    """Else the worker that draws the second cluster waits for the first one's tests (minutes) doing nothing."""
+    from conftest import FileUnitScheduling
+
+    scope = FileUnitScheduling._split_scope
+    assert scope(None, "tests/test_slurm.py::test_a") == scope(None, "tests/test_slurm_multinode.py::test_b[x]")
+    assert scope(None, "tests/test_ddp.py::test_a") == "tests/test_ddp.py" != scope(None, "tests/test_slurm.py::t")
