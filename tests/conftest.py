@@ -32,7 +32,7 @@ class FileUnitScheduling(LoadFileScheduling):
     way to join files: `loadgroup`'s marks rename node ids, which pytest 9 no longer lets a plugin do."""
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
+        path = super()._split_scope(nodeid)
         return SAME_WORKER.get(path, path)
 
 

@@ -28,6 +28,6 @@ def test_the_two_slurm_files_are_one_unit_of_parallel_work() -> None:
     """Else the worker that draws the second cluster waits for the first one's tests (minutes) doing nothing."""
     from conftest import FileUnitScheduling
 
-    scope = FileUnitScheduling._split_scope
-    assert scope(None, "tests/test_slurm.py::test_a") == scope(None, "tests/test_slurm_multinode.py::test_b[x]")
-    assert scope(None, "tests/test_ddp.py::test_a") == "tests/test_ddp.py" != scope(None, "tests/test_slurm.py::t")
+    scope = FileUnitScheduling.__new__(FileUnitScheduling)._split_scope  # no xdist session needed to split ids
+    assert scope("tests/test_slurm.py::test_a") == scope("tests/test_slurm_multinode.py::test_b[x]")
+    assert scope("tests/test_ddp.py::test_a") == "tests/test_ddp.py" != scope("tests/test_slurm.py::t")
