@@ -310,10 +310,11 @@ def start_two_nodes(root: str | Path) -> Cluster:
     lock_fd = hold_machine_lock()
     try:
         addrs = network_up()
-    except BaseException:
+        conf = write_conf(root, max(1, (os.cpu_count() or 2) // len(addrs)), addrs, f"{SUBNET}.1")
+    except BaseException:  # nothing launched yet: undo the network and the lock here (`_launch` does it after)
+        network_down()
         os.close(lock_fd)
         raise
-    conf = write_conf(root, max(1, (os.cpu_count() or 2) // len(addrs)), addrs, f"{SUBNET}.1")
     sbin = Path("/usr/sbin")
     daemons = {"slurmctld": [str(sbin / "slurmctld"), "-D", "-f", str(conf)]}
     for node in addrs:

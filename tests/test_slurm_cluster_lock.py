@@ -31,3 +31,25 @@ def test_the_two_slurm_files_are_one_unit_of_parallel_work() -> None:
     scope = FileUnitScheduling.__new__(FileUnitScheduling)._split_scope  # no xdist session needed to split ids
     assert scope("tests/test_slurm.py::test_a") == scope("tests/test_slurm_multinode.py::test_b[x]")
     assert scope("tests/test_ddp.py::test_a") == "tests/test_ddp.py" != scope("tests/test_slurm.py::t")
+
+
+def test_a_two_node_cluster_that_fails_to_configure_releases_the_lock_and_the_network(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A failure between taking the lock and launching the daemons (the conf cannot be written) must not leave the
+    lock held (every later cluster on the machine would wait 30 min for it) nor the namespaces up."""
+    monkeypatch.setattr(slurm_cluster, "LOCK", tmp_path / "cluster.lock")
+    monkeypatch.setattr(slurm_cluster, "ensure_installed", lambda: None)
+    events: list[str] = []
+    monkeypatch.setattr(slurm_cluster, "network_up", lambda: events.append("up") or {"tbnode1": "10.0.0.2"})
+    monkeypatch.setattr(slurm_cluster, "network_down", lambda: events.append("down"))
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError("slurm.conf: read-only folder")
+
+    monkeypatch.setattr(slurm_cluster, "write_conf", unwritable)
+    with pytest.raises(PermissionError, match="read-only folder"):
+        slurm_cluster.start_two_nodes(tmp_path)
+    assert events == ["up", "down"]
+    after = slurm_cluster.hold_machine_lock(timeout=0.2)  # TimeoutError while the failed start still holds it
+    os.close(after)
