@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -161,10 +162,15 @@ def test_a_field_that_is_not_a_list_of_files_is_named_in_one_error(tmp_path: Pat
 
 
 def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_figure(tmp_path: Path, capsys) -> None:
-    """The committed CIFAR factorial, partial (no replicate complete): no effects to plot, so no figure. A figure
-    left in the folder by an earlier report would not show these runs: it goes. The closing line used to name
-    effects.png and interactions.png all the same."""
-    raw = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
+    """The committed CIFAR factorial cut to a few runs of replicate 0 (no replicate complete): no effects to plot, so
+    no figure. A figure left in the folder by an earlier report would not show these runs: it goes. The closing
+    line used to name effects.png and interactions.png all the same."""
+    committed = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("plan.json", "prerequisites", "r00", "r00+tta", "r01", "r01+tta"):
+        src = committed / name
+        (shutil.copytree(src, raw / name) if src.is_dir() else shutil.copyfile(src, raw / name))
     out = tmp_path / "out"
     out.mkdir()
     (out / "effects.png").write_bytes(b"an earlier report's figure")
@@ -172,3 +178,15 @@ def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_fig
     assert "PARTIAL" in (out / "report.md").read_text()
     assert not (out / "effects.png").exists() and not (out / "interactions.png").exists()
     assert f"wrote {out}/report.md, effects.csv and raw/" in capsys.readouterr().out
+
+
+def test_a_partial_report_with_a_complete_replicate_plots_its_effects(tmp_path: Path, capsys) -> None:
+    """The committed CIFAR factorial (replicate 0 complete, replicate 1 not): point estimates without intervals,
+    plotted, and the report still PARTIAL."""
+    raw = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
+    out = tmp_path / "out"
+    assert report.main([str(raw), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "PARTIAL" in text and "replicates analysed (seeds): 0; 32 trained runs" in text
+    assert (out / "effects.png").stat().st_size > 1000 and (out / "interactions.png").stat().st_size > 1000
+    assert f"wrote {out}/report.md, effects.csv, effects.png, interactions.png and raw/" in capsys.readouterr().out
