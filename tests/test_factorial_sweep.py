@@ -161,16 +161,25 @@ def test_a_field_that_is_not_a_list_of_files_is_named_in_one_error(tmp_path: Pat
     assert "base must be a list of strings, got 'base.yaml'" in capsys.readouterr().err
 
 
+COMMITTED_RAW = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
+
+
+def committed_subset(dest: Path, seed: int, arms: list[str] | None = None) -> Path:
+    """A raw/ holding the committed CIFAR factorial's plan, teacher and one seed of `arms` (all arms: None), so a
+    test sees the same state however far the committed table has grown."""
+    dest.mkdir()
+    shutil.copyfile(COMMITTED_RAW / "plan.json", dest / "plan.json")
+    shutil.copytree(COMMITTED_RAW / "prerequisites", dest / "prerequisites")
+    for arm in arms if arms is not None else json.loads((COMMITTED_RAW / "plan.json").read_text())["arms"]:
+        shutil.copytree(COMMITTED_RAW / arm / f"seed{seed}", dest / arm / f"seed{seed}")
+    return dest
+
+
 def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_figure(tmp_path: Path, capsys) -> None:
     """The committed CIFAR factorial cut to a few runs of replicate 0 (no replicate complete): no effects to plot, so
     no figure. A figure left in the folder by an earlier report would not show these runs: it goes. The closing
     line used to name effects.png and interactions.png all the same."""
-    committed = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for name in ("plan.json", "prerequisites", "r00", "r00+tta", "r01", "r01+tta"):
-        src = committed / name
-        (shutil.copytree(src, raw / name) if src.is_dir() else shutil.copyfile(src, raw / name))
+    raw = committed_subset(tmp_path / "raw", 0, ["r00", "r00+tta", "r01", "r01+tta"])
     out = tmp_path / "out"
     out.mkdir()
     (out / "effects.png").write_bytes(b"an earlier report's figure")
@@ -181,9 +190,9 @@ def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_fig
 
 
 def test_a_partial_report_with_a_complete_replicate_plots_its_effects(tmp_path: Path, capsys) -> None:
-    """The committed CIFAR factorial (replicate 0 complete, replicate 1 not): point estimates without intervals,
-    plotted, and the report still PARTIAL."""
-    raw = Path(__file__).resolve().parents[1] / "results" / "cifar10_cpu_factorial" / "raw"
+    """Replicate 0 of the committed CIFAR factorial, complete, and nothing of replicate 1: point estimates without
+    intervals, plotted, and the report still PARTIAL."""
+    raw = committed_subset(tmp_path / "raw", 0)
     out = tmp_path / "out"
     assert report.main([str(raw), "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
