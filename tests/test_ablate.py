@@ -375,6 +375,16 @@ def test_sweep_eta_is_rounds_of_workers_times_the_mean_run(tmp_path: Path, capsy
     assert capsys.readouterr().out.strip() == "[3/3] baseline/seed2: finished: trained (sweep ETA 00:00:00)"
 
 
+def test_sweep_eta_counts_hours_past_a_day(tmp_path: Path) -> None:
+    """A CPU sweep can have more than 24 h left: 3 runs of 10 h on one worker is 30 h, not 06:00:00."""
+    plan = load_plan(make_ablation(tmp_path, {"baseline": []}, seeds=[0, 1, 2]), tmp_path / "runs")
+    sweep = ablate.Sweep(plan, plan.jobs, workers=1)
+    sweep.durations = [36000.0]
+    assert sweep.eta() == "sweep ETA 30:00:00"
+    sweep.durations = [99.6]
+    assert sweep.eta() == "sweep ETA 00:04:59"  # 3 x 99.6 s = 298.8 s, to the nearest second
+
+
 def test_status_of_a_local_sweep_names_each_state_and_exits_1_on_failures(tmp_path: Path, fake_trainer, capsys) -> None:
     bad = write(tmp_path / "bad.yaml", {"fake": {"fail": True}})
     path = make_ablation(tmp_path, {"baseline": [], "bad": [bad], "later": []}, seeds=[0])

@@ -85,7 +85,8 @@ class Sweep:
             return "ETA ?"
         # Runs not finished (running ones included) in rounds of `workers`, at the mean duration so far.
         left = math.ceil((self.total - len(self.outcomes)) / self.workers) * sum(self.durations) / len(self.durations)
-        return f"sweep ETA {time.strftime('%H:%M:%S', time.gmtime(left))}"
+        hours, rest = divmod(round(left), 3600)  # hours not wrapped at 24 (strftime's %H would)
+        return f"sweep ETA {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
 
     def _dep(self, job: Job) -> str | None:
         dep = self.plan.dependency(job)
