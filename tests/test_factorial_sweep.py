@@ -175,6 +175,17 @@ def committed_subset(dest: Path, seed: int, arms: list[str] | None = None) -> Pa
     return dest
 
 
+def test_the_committed_factorial_report_is_remade_from_its_raw_alone(tmp_path: Path) -> None:
+    """results/cifar10_cpu_factorial/raw/ is enough to make its report.md and effects.csv again, byte for byte: a
+    reader can recompute every effect, interval and p from the committed records (the PNGs are left out: their
+    bytes follow the matplotlib version)."""
+    committed = COMMITTED_RAW.parent
+    compare = committed.parent / "cifar10_cpu_fast"  # as in its COMMAND.md
+    assert report.main([str(COMMITTED_RAW), "--out", str(tmp_path / "out"), "--compare", str(compare)]) == 0
+    for name in ("report.md", "effects.csv"):
+        assert (tmp_path / "out" / name).read_text() == (committed / name).read_text(), name
+
+
 def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_figure(tmp_path: Path, capsys) -> None:
     """The committed CIFAR factorial cut to a few runs of replicate 0 (no replicate complete): no effects to plot, so
     no figure. A figure left in the folder by an earlier report would not show these runs: it goes. The closing
