@@ -186,6 +186,19 @@ def test_the_committed_factorial_report_is_remade_from_its_raw_alone(tmp_path: P
         assert (tmp_path / "out" / name).read_text() == (committed / name).read_text(), name
 
 
+def test_noise_by_factor_pools_to_the_reports_residual_sd_and_remakes_its_record(capsys) -> None:
+    """benchmarks/factorial_noise.py: the per-run sd over all rows from replicate differences equals the residual sd
+    of the report's OLS fit (two replicates: a residual is half a row's centred difference), and noise.md is its
+    output on the committed raw/."""
+    from benchmarks import factorial_noise
+
+    diffs, _, _ = factorial_noise.differences(COMMITTED_RAW)
+    pooled = re.search(r"one run's sd ([\d.]+) \(points\)", (COMMITTED_RAW.parent / "report.md").read_text())
+    assert factorial_noise.per_run_sd(list(diffs.values())) == pytest.approx(float(pooled[1]), abs=0.0005)
+    assert factorial_noise.main([str(COMMITTED_RAW)]) == 0
+    assert capsys.readouterr().out == (COMMITTED_RAW.parent / "noise.md").read_text()
+
+
 def test_a_partial_report_names_only_the_files_it_wrote_and_keeps_no_earlier_figure(tmp_path: Path, capsys) -> None:
     """The committed CIFAR factorial cut to a few runs of replicate 0 (no replicate complete): no effects to plot, so
     no figure. A figure left in the folder by an earlier report would not show these runs: it goes. The closing
