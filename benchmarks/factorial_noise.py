@@ -10,35 +10,43 @@ differences over sqrt(2). The report assumes one sd for every row; this shows wh
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from trickbench.scripts.ablation.collect import collect
+from trickbench.scripts.ablation.factorial_report import responses
 
 
-def differences(raw: Path, metric: str = "acc") -> tuple[dict[str, float], dict[str, dict[str, str]], list[int]]:
-    """Each design row's second-replicate result minus its first (points), and each row's levels."""
-    plan = json.loads((raw / "plan.json").read_text())
+def differences(raw: Path, metric: str = "test/acc") -> tuple[dict[str, Any], dict[str, float], list[int]]:
+    """(plan, each design row's second-replicate result minus its first in points, the two seeds), read the way the
+    report reads them."""
+    plan, runs, _, _ = collect(raw)
+    trained, _ = responses(plan["design"], runs, metric)
     seeds = sorted(plan["seeds"])[:2]
-    levels = {row["arm"]: row["levels"] for row in plan["design"]["rows"]}
-    diffs = {}
-    for arm in levels:
-        acc = [json.loads((raw / arm / f"seed{s}" / "metrics.json").read_text())["test"][metric] for s in seeds]
-        diffs[arm] = 100 * (acc[1] - acc[0])
-    return diffs, levels, seeds
+    rows = plan["design"]["rows"]
+    return plan, {r["arm"]: 100 * (trained[(i, seeds[1])] - trained[(i, seeds[0])]) for i, r in enumerate(rows)}, seeds
 
 
 def per_run_sd(ds: list[float]) -> float:
     return statistics.stdev(ds) / math.sqrt(2)
 
 
+def split(diffs: dict[str, float], inside: Callable[[str], bool]) -> tuple[list[float], list[float]]:
+    """The differences of the rows `inside` picks, and of the others."""
+    return [d for a, d in diffs.items() if inside(a)], [d for a, d in diffs.items() if not inside(a)]
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = Path((argv if argv is not None else sys.argv[1:])[0])
-    diffs, levels, seeds = differences(raw)
+    plan, diffs, seeds = differences(raw)
+    levels = {row["arm"]: row["levels"] for row in plan["design"]["rows"]}
     factors = sorted({f for lv in levels.values() for f in lv})
     lines = [
-        f"# Noise by factor: {json.loads((raw / 'plan.json').read_text())['name']}",
+        f"# Noise by factor: {plan['name']}",
         "",
         f"Per-run sd (points) of the rows at each level, from the {len(diffs)} rows' differences seed {seeds[1]} "
         f"minus seed {seeds[0]} (sd / sqrt 2); all rows: **{per_run_sd(list(diffs.values())):.2f}**.",
@@ -48,15 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for f in factors:
         for level in sorted({lv[f] for lv in levels.values()} - {"off", "none"}):
-            on = [d for a, d in diffs.items() if levels[a][f] == level]
-            off = [d for a, d in diffs.items() if levels[a][f] != level]
+            on, off = split(diffs, lambda a, f=f, level=level: levels[a][f] == level)
             lines.append(f"| {f} | {level} | {len(on)} | {per_run_sd(on):.2f} | {len(off)} | {per_run_sd(off):.2f} |")
     pairs = []  # the two-trick cell (both on) whose rows are noisiest
     two = [f for f in factors if {lv[f] for lv in levels.values()} == {"off", "on"}]
     for i, f in enumerate(two):
         for g in two[i + 1 :]:
-            both = [d for a, d in diffs.items() if levels[a][f] == levels[a][g] == "on"]
-            rest = [d for a, d in diffs.items() if not levels[a][f] == levels[a][g] == "on"]
+            both, rest = split(diffs, lambda a, f=f, g=g: levels[a][f] == levels[a][g] == "on")
             pairs.append((per_run_sd(both), f, g, len(both), per_run_sd(rest), len(rest)))
     sd, f, g, n, sd_rest, n_rest = max(pairs)
     lines += [

@@ -192,7 +192,7 @@ def test_noise_by_factor_pools_to_the_reports_residual_sd_and_remakes_its_record
     output on the committed raw/."""
     from benchmarks import factorial_noise
 
-    diffs, _, _ = factorial_noise.differences(COMMITTED_RAW)
+    _, diffs, _ = factorial_noise.differences(COMMITTED_RAW)
     pooled = re.search(r"one run's sd ([\d.]+) \(points\)", (COMMITTED_RAW.parent / "report.md").read_text())
     assert factorial_noise.per_run_sd(list(diffs.values())) == pytest.approx(float(pooled[1]), abs=0.0005)
     assert factorial_noise.main([str(COMMITTED_RAW)]) == 0
